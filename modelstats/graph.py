@@ -1,0 +1,374 @@
+"""Keras model -> ``networkx.DiGraph`` of operation calls.
+
+A node is one *call* of an operation (a Keras ``Node``), not a layer object: a layer called at two
+sites gives two nodes, so shared layers never create cycles. Nested Functional and Sequential models
+are expanded in place, their inner input layers wired to the outer tensors. Everything here is
+iterative: Keras' own graph builder recurses once per layer, modelstats never does.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import networkx as nx
+
+from modelstats.errors import NotAGraphModelError, ShapeError
+
+__all__ = ["to_networkx", "Shape"]
+
+Shape = tuple  # a tensor shape without the batch dimension; entries are int or None
+
+
+def _keras():
+    # Imported lazily so that the pure parts of modelstats (formulas, receptive-field algebra)
+    # import without TensorFlow.
+    import keras
+
+    return keras
+
+
+def _strip_batch(shape: Sequence[int | None]) -> Shape:
+    return tuple(shape[1:])
+
+
+def _is_graph_model(obj: Any) -> bool:
+    return hasattr(obj, "_nodes_by_depth") and hasattr(obj, "outputs")
+
+
+def _sequential_functional(model: Any) -> Any | None:
+    return getattr(model, "_functional", None)
+
+
+def _graph_of(model: Any, input_shape: Any = None) -> tuple[Any, bool]:
+    """Return the Functional object whose nodes describe ``model``, and whether it was built
+    here from ``input_shape``.
+
+    A built Sequential is described by the Functional Keras builds for it; an unbuilt one is
+    cloned and the clone is built with ``input_shape`` so the user's model is left untouched.
+    """
+    keras = _keras()
+    if not isinstance(model, keras.layers.Layer):
+        raise NotAGraphModelError(
+            "modelstats analyses Keras models; expected a keras.Model (Functional or Sequential). "
+            f"Received: an object of type {type(model).__name__}."
+        )
+    if isinstance(model, keras.Sequential):
+        functional = _sequential_functional(model)
+        if functional is None:
+            if input_shape is None:
+                raise NotAGraphModelError(
+                    f"Sequential model '{model.name}' is not built, so its layer shapes are unknown. "
+                    "Pass input_shape=(...) without the batch dimension, or give the model a "
+                    "keras.Input as first layer, or call model.build(...) first."
+                )
+            clone = keras.models.clone_model(model)
+            clone.build((None, *tuple(input_shape)))
+            functional = _sequential_functional(clone)
+            if functional is None:  # pragma: no cover - Keras always sets it when built
+                raise NotAGraphModelError(f"Sequential model '{model.name}' could not be built.")
+            return functional, True
+        return functional, False
+    if _is_graph_model(model):
+        return model, False
+    kind = "subclassed model" if isinstance(model, keras.Model) else "layer"
+    raise NotAGraphModelError(
+        f"'{model.name}' is a {kind} ({type(model).__name__}): it has no static graph of layer calls "
+        "for modelstats to read, because its structure lives in Python code in call(). Rebuild it "
+        "with the Functional API (keras.Input -> layers -> keras.Model(inputs, outputs)), or wrap "
+        "its layers in a keras.Sequential, and analyse that."
+    )
+
+
+def _is_expandable(operation: Any) -> bool:
+    keras = _keras()
+    if isinstance(operation, keras.Sequential):
+        return _sequential_functional(operation) is not None
+    return isinstance(operation, keras.Model) and _is_graph_model(operation)
+
+
+def _nodes_in_topological_order(functional: Any) -> list[Any]:
+    """Keras nodes of one Functional, inputs first.
+
+    Keras stores the depth of each node when the model is constructed; deeper nodes come first
+    in the graph (depth 0 is the output), so decreasing depth is a topological order.
+    """
+    by_depth = functional._nodes_by_depth
+    ordered: list[Any] = []
+    for depth in sorted(by_depth, reverse=True):
+        ordered.extend(by_depth[depth])
+    return ordered
+
+
+def _flat_outer_inputs(keras_node: Any, functional: Any) -> list[Any]:
+    """Outer tensors passed to a nested model's call, in the order of ``functional.inputs``."""
+    keras = _keras()
+    args = keras_node.arguments.args
+    first = args[0] if len(args) == 1 else list(args)
+    struct = getattr(functional, "_inputs_struct", None)
+    if isinstance(first, Mapping) and isinstance(struct, Mapping):
+        return [first[key] for key in struct]
+    if isinstance(first, Mapping):
+        return [first[t.name] if t.name in first else None for t in functional.inputs]
+    flat = [t for t in keras.tree.flatten(first) if isinstance(t, keras.KerasTensor)]
+    return flat
+
+
+def _operation_weights(operation: Any) -> tuple[list[Any], list[Any]]:
+    # keras.ops operations (TrueDivide, Subtract, ...) are not layers and own no weights.
+    return (
+        list(getattr(operation, "trainable_weights", ())),
+        list(getattr(operation, "non_trainable_weights", ())),
+    )
+
+
+def _count(variables: Sequence[Any], seen: set[int]) -> int:
+    total = 0
+    for variable in variables:
+        key = id(variable)
+        if key in seen:
+            continue
+        seen.add(key)
+        total += math.prod(int(d) for d in variable.shape)
+    return total
+
+
+class _Scope:
+    """One Functional being walked: its nodes, id prefix and how its inputs map to outer ones."""
+
+    __slots__ = ("functional", "prefix", "path", "nodes", "outer_node", "outer_node_id")
+
+    def __init__(self, functional, prefix, path, outer_node=None, outer_node_id=None):
+        self.functional = functional
+        self.prefix = prefix
+        self.path = path
+        self.nodes: Iterator[Any] = iter(_nodes_in_topological_order(functional))
+        self.outer_node = outer_node
+        self.outer_node_id = outer_node_id
+
+
+def to_networkx(
+    model: Any,
+    *,
+    expand_nested: bool = True,
+    input_shape: Any = None,
+) -> nx.DiGraph:
+    """Turn a Keras model into a directed acyclic graph of operation calls.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A Functional or Sequential model (Keras 3). Subclassed models have no static graph and
+        raise :class:`~modelstats.errors.NotAGraphModelError`.
+    expand_nested : bool, default True
+        Expand nested Functional and Sequential models into their layers (node ids
+        ``outer/inner``). With False each nested model is one node.
+    input_shape : tuple, list of tuples or dict, optional
+        Input shape(s) without the batch dimension. Needed for a Sequential that is not built;
+        for any other model it replaces the model's input sizes (e.g. ``None`` dimensions) and
+        every shape in the graph is inferred again with Keras' own shape inference.
+
+    Returns
+    -------
+    networkx.DiGraph
+        One node per operation call, in topological order of insertion. Node attributes:
+        ``operation`` (the Keras object), ``type`` (class name), ``name``, ``path`` (tuple of
+        enclosing model names), ``call_index``, ``inputs`` (ordered ``(source node, output
+        index)`` pairs), ``input_shapes`` and ``output_shapes`` (tuples without batch),
+        ``params``, ``trainable_params``, ``non_trainable_params`` (a shared layer's weights are
+        counted at its first call only), ``dtype`` and ``is_input``. Edge attributes: ``shape``
+        of the tensor and ``indices``, the consumer's argument positions it feeds. The graph
+        attribute ``inputs`` / ``outputs`` lists the node ids of the model's inputs / outputs.
+
+    Raises
+    ------
+    NotAGraphModelError
+        For a subclassed model, an unbuilt Sequential without ``input_shape`` or a non-model.
+    ShapeError
+        When ``input_shape`` does not fit the model; the message names the first failing layer.
+
+    Examples
+    --------
+    >>> import keras, modelstats
+    >>> inputs = keras.Input((32, 32, 3))
+    >>> x = keras.layers.Conv2D(8, 3, name="conv")(inputs)
+    >>> model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D(name="gap")(x))
+    >>> g = modelstats.to_networkx(model)
+    >>> list(g.nodes)
+    ['input_layer', 'conv', 'gap']
+    >>> g.nodes["conv"]["output_shapes"], g.nodes["conv"]["params"]
+    ([(30, 30, 8)], 224)
+    """
+    root, built_here = _graph_of(model, input_shape)
+    graph = nx.DiGraph()
+    producers: dict[int, tuple[str, int]] = {}  # id(KerasTensor) -> (node id, output index)
+    call_counts: dict[tuple[tuple[str, ...], int], int] = {}
+    seen_weights: set[int] = set()
+    used_ids: set[str] = set()
+
+    stack = [_Scope(root, "", ())]
+    while stack:
+        scope = stack[-1]
+        keras_node = next(scope.nodes, None)
+        if keras_node is None:
+            stack.pop()
+            if scope.outer_node is not None:
+                _connect_nested_outputs(scope, producers)
+            continue
+
+        operation = keras_node.operation
+        key = (scope.path, id(operation))
+        call_index = call_counts.get(key, 0)
+        call_counts[key] = call_index + 1
+        node_id = scope.prefix + operation.name + (f"#{call_index}" if call_index else "")
+        if node_id in used_ids:  # two operations with one name: keep ids unique and readable
+            suffix = 1
+            while f"{node_id}~{suffix}" in used_ids:
+                suffix += 1
+            node_id = f"{node_id}~{suffix}"
+        used_ids.add(node_id)
+
+        if keras_node.is_input and scope.outer_node is not None:
+            # The inner InputLayer of a nested model: a pass-through node fed by the outer tensor.
+            position = [id(t) for t in scope.functional.inputs].index(id(keras_node.outputs[0]))
+            outer_tensor = _flat_outer_inputs(scope.outer_node, scope.functional)[position]
+            inputs = [producers[id(outer_tensor)]] if outer_tensor is not None else []
+        else:
+            inputs = [producers[id(t)] for t in keras_node.arguments.keras_tensors]
+
+        if expand_nested and not keras_node.is_input and _is_expandable(operation):
+            inner = (
+                _sequential_functional(operation)
+                if isinstance(operation, _keras().Sequential)
+                else operation
+            )
+            name = operation.name + (f"#{call_index}" if call_index else "")
+            stack.append(
+                _Scope(inner, scope.prefix + name + "/", (*scope.path, name), keras_node, node_id)
+            )
+            used_ids.discard(node_id)  # the container itself does not become a node
+            continue
+
+        trainable, non_trainable = _operation_weights(operation)
+        trainable_params = _count(trainable, seen_weights)
+        non_trainable_params = _count(non_trainable, seen_weights)
+        outputs = list(keras_node.outputs)
+        for index, tensor in enumerate(outputs):
+            producers[id(tensor)] = (node_id, index)
+        graph.add_node(
+            node_id,
+            operation=operation,
+            type=type(operation).__name__,
+            name=operation.name,
+            path=scope.path,
+            call_index=call_index,
+            keras_node=keras_node,
+            inputs=inputs,
+            input_shapes=[graph.nodes[src]["output_shapes"][i] for src, i in inputs],
+            output_shapes=[_strip_batch(t.shape) for t in outputs],
+            dtype=str(outputs[0].dtype) if outputs else None,
+            params=trainable_params + non_trainable_params,
+            trainable_params=trainable_params,
+            non_trainable_params=non_trainable_params,
+            is_input=bool(keras_node.is_input and scope.outer_node is None),
+        )
+        for position, (src, index) in enumerate(inputs):
+            if graph.has_edge(src, node_id):
+                graph.edges[src, node_id]["indices"].append(position)
+            else:
+                shape = graph.nodes[src]["output_shapes"][index]
+                graph.add_edge(src, node_id, shape=shape, indices=[position], output_index=index)
+
+    graph.graph["inputs"] = [producers[id(t)][0] for t in root.inputs]
+    graph.graph["outputs"] = [producers[id(t)][0] for t in root.outputs]
+    graph.graph["name"] = model.name
+    if input_shape is not None and not built_here:
+        _reinfer_shapes(graph, input_shape)
+    return graph
+
+
+def _connect_nested_outputs(scope: _Scope, producers: dict[int, tuple[str, int]]) -> None:
+    """Make the outer tensors returned by a nested call point at the inner producing nodes."""
+    for outer_tensor, inner_tensor in zip(scope.outer_node.outputs, scope.functional.outputs):
+        producers[id(outer_tensor)] = producers[id(inner_tensor)]
+
+
+def _normalise_input_shapes(graph: nx.DiGraph, input_shape: Any) -> dict[str, Shape]:
+    input_ids = graph.graph["inputs"]
+    if isinstance(input_shape, Mapping):
+        by_name = {graph.nodes[n]["name"]: n for n in input_ids}
+        unknown = set(input_shape) - set(by_name) - set(input_ids)
+        if unknown:
+            raise ShapeError(
+                f"input_shape names inputs {sorted(unknown)} that the model does not have; "
+                f"its inputs are {sorted(by_name)}."
+            )
+        return {by_name.get(k, k): tuple(v) for k, v in input_shape.items()}
+    shapes = list(input_shape)
+    if shapes and all(isinstance(s, (Sequence,)) and not isinstance(s, str) for s in shapes):
+        if len(shapes) != len(input_ids):
+            raise ShapeError(
+                f"input_shape gives {len(shapes)} shapes but the model has {len(input_ids)} "
+                f"inputs ({input_ids})."
+            )
+        return {n: tuple(s) for n, s in zip(input_ids, shapes)}
+    if len(input_ids) != 1:
+        raise ShapeError(
+            f"The model has {len(input_ids)} inputs ({input_ids}); pass input_shape as a list "
+            "with one shape per input, or as a dict keyed by input name."
+        )
+    return {input_ids[0]: tuple(shapes)}
+
+
+def _reinfer_shapes(graph: nx.DiGraph, input_shape: Any) -> None:
+    """Infer every node's output shapes again from new input shapes, with Keras' inference.
+
+    Each operation is asked once for its output spec (``compute_output_spec``), in topological
+    order, so the cost is one shape inference per call node.
+    """
+    keras = _keras()
+    new_shapes = _normalise_input_shapes(graph, input_shape)
+    for node_id, shape in new_shapes.items():
+        old = graph.nodes[node_id]["output_shapes"][0]
+        if len(shape) != len(old):
+            raise ShapeError(
+                f"input_shape {shape} has rank {len(shape)} but model input '{node_id}' has shape "
+                f"{old} (rank {len(old)}, without the batch dimension)."
+            )
+        for given, expected in zip(shape, old):
+            if expected is not None and given != expected:
+                raise ShapeError(
+                    f"input_shape {shape} does not fit model input '{node_id}' of shape {old}: "
+                    "only dimensions the model leaves as None can be set."
+                )
+    values: dict[tuple[str, int], Any] = {}
+    for node_id in graph.nodes:
+        data = graph.nodes[node_id]
+        keras_node = data["keras_node"]
+        if node_id in new_shapes:
+            outputs = [keras.KerasTensor((None, *new_shapes[node_id]), dtype=data["dtype"])]
+        elif keras_node.is_input:
+            # An inner InputLayer of an expanded nested model passes its outer tensor through.
+            outputs = [values[data["inputs"][0]]] if data["inputs"] else list(keras_node.outputs)
+        else:
+            tensors = {
+                id(t): values[source]
+                for t, source in zip(keras_node.arguments.keras_tensors, data["inputs"])
+            }
+            args, kwargs = keras_node.arguments.fill_in(tensors)
+            try:
+                spec = data["operation"].compute_output_spec(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - re-raised with the layer named
+                shapes = [tuple(v.shape[1:]) for v in tensors.values()]
+                raise ShapeError(
+                    f"Layer '{node_id}' ({data['type']}) cannot take inputs of shape {shapes} "
+                    f"derived from input_shape={input_shape!r}: {exc}"
+                ) from None
+            outputs = keras.tree.flatten(spec)
+        for index, tensor in enumerate(outputs):
+            values[(node_id, index)] = tensor
+        data["output_shapes"] = [_strip_batch(t.shape) for t in outputs]
+        data["input_shapes"] = [graph.nodes[s]["output_shapes"][i] for s, i in data["inputs"]]
+    for src, dst, edge in graph.edges(data=True):
+        edge["shape"] = graph.nodes[src]["output_shapes"][edge["output_index"]]

@@ -1,0 +1,55 @@
+"""Shared, session-scoped models: each heavy model is built once per test session."""
+
+from __future__ import annotations
+
+import pytest
+
+APPLICATIONS = (
+    "MobileNetV2",
+    "ResNet50",
+    "InceptionV3",
+    "DenseNet121",
+    "EfficientNetB0",
+    "NASNetMobile",
+    "ConvNeXtTiny",
+)
+
+
+@pytest.fixture(scope="session")
+def keras():
+    import keras as _keras
+
+    return _keras
+
+
+@pytest.fixture(scope="session")
+def classifier():
+    from modelstats.models import clothing_classifier
+
+    return clothing_classifier()
+
+
+@pytest.fixture(scope="session")
+def mobilenet(keras):
+    return keras.applications.MobileNetV2(
+        input_shape=(224, 224, 3), include_top=False, weights=None
+    )
+
+
+_APP_CACHE: dict = {}
+
+
+@pytest.fixture(scope="session")
+def application(keras):
+    """Return a builder that constructs each keras.applications model at most once."""
+
+    def build(name):
+        if name not in _APP_CACHE:
+            constructor = getattr(keras.applications, name)
+            kwargs = {"weights": None}
+            if name == "NASNetMobile":
+                kwargs["input_shape"] = (224, 224, 3)
+            _APP_CACHE[name] = constructor(**kwargs)
+        return _APP_CACHE[name]
+
+    return build
