@@ -1,0 +1,206 @@
+"""Per-node MACs, FLOPs, parameters and activation memory, from shapes alone.
+
+The engine walks the call graph once, looks up each operation's cost rule along its class MRO
+and applies the counting convention. It never runs the model and never touches weights.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import networkx as nx
+import numpy as np
+
+from modelstats.errors import ShapeError, UnsupportedLayerError
+from modelstats.formulas import numel
+from modelstats.registry import ZERO, Cost, cost_rule, unsupported_reason
+
+__all__ = ["Convention", "NodeCost", "UnsupportedLayerWarning", "node_costs"]
+
+# Layers whose batch-norm successor can be folded into their weights.
+_FOLDABLE_PREDECESSORS = {
+    "Conv1D", "Conv2D", "Conv3D", "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D",
+    "SeparableConv2D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose", "Dense",
+    "EinsumDense",
+}
+
+
+class UnsupportedLayerWarning(UserWarning):
+    """A layer class has no cost rule: its rows are ``unsupported`` and totals a lower bound."""
+
+
+@dataclass(frozen=True)
+class Convention:
+    """What a FLOP is. ``FLOPs = 2 x MACs + bias adds + elementwise work``, each term optional.
+
+    Parameters
+    ----------
+    elementwise : bool, default True
+        Count activations, normalisation, pooling, merges, softmax, ... (1 FLOP per
+        elementary operation, see docs/conventions.md).
+    bias : bool, default True
+        Count one FLOP per bias addition.
+    fold_batchnorm : bool, default False
+        Treat batch normalisation after a conv/dense layer as folded into its weights: it then
+        costs only the bias addition it leaves behind (1 FLOP per element).
+
+    Examples
+    --------
+    >>> Convention.preset("macs_only")
+    Convention(elementwise=False, bias=False, fold_batchnorm=False)
+    """
+
+    elementwise: bool = True
+    bias: bool = True
+    fold_batchnorm: bool = False
+
+    @classmethod
+    def preset(cls, name: str) -> "Convention":
+        presets = {
+            "default": cls(),
+            "macs_only": cls(elementwise=False, bias=False),  # FLOPs = 2 x MACs, as most papers
+            "folded": cls(fold_batchnorm=True),  # deployment view: batch-norm folded
+        }
+        if name not in presets:
+            raise ValueError(f"unknown convention preset {name!r}; expected one of {list(presets)}")
+        return presets[name]
+
+    def flops(self, cost: Cost, folded: bool = False) -> int:
+        total = 2 * cost.macs  # one multiply and one add per MAC
+        if self.bias:
+            total += cost.bias
+        if self.elementwise:
+            total += cost.elementwise
+            if folded:
+                total += cost.norm // 2  # the folded layer keeps one add per element
+            else:
+                total += cost.norm
+        return total
+
+    def describe(self) -> str:
+        terms = ["2 x MACs"]
+        if self.bias:
+            terms.append("bias adds")
+        if self.elementwise:
+            terms.append("elementwise work" + (" (batch-norm folded)" if self.fold_batchnorm
+                                               else ""))
+        return "FLOPs = " + " + ".join(terms)
+
+
+@dataclass
+class NodeCost:
+    """The counted cost of one call node (per sample, before any batch multiplier)."""
+
+    node: str
+    type: str
+    status: str  # counted, zero or unsupported
+    cost: Cost = field(default_factory=Cost)
+    flops: int = 0
+    activations: int = 0
+    activation_bytes: int = 0
+    reason: str = ""
+
+
+def _itemsize(dtype: Optional[str]) -> int:
+    if not dtype:
+        return 4
+    try:
+        return np.dtype(dtype).itemsize
+    except TypeError:
+        return {"bfloat16": 2, "float8_e4m3fn": 1, "float8_e5m2": 1}.get(dtype, 4)
+
+
+def _require_known(node_id: str, data: dict) -> None:
+    for shape in (*data["input_shapes"], *data["output_shapes"]):
+        if any(d is None for d in shape):
+            raise ShapeError(
+                f"Counting costs needs every size; layer '{node_id}' ({data['type']}) has "
+                f"shape {shape} with unknown dimensions. Pass input_shape=(...) (without the "
+                "batch dimension) to fix the model's input size."
+            )
+
+
+def _folded(graph: nx.DiGraph, node_id: str) -> bool:
+    predecessors = list(graph.predecessors(node_id))
+    return len(predecessors) == 1 and graph.nodes[predecessors[0]]["type"] in _FOLDABLE_PREDECESSORS
+
+
+def node_costs(
+    graph: nx.DiGraph,
+    convention: Convention = Convention(),
+    *,
+    strict: bool = False,
+) -> list[NodeCost]:
+    """Cost of every node of a graph from :func:`modelstats.to_networkx`, in graph order.
+
+    Unsupported layers are listed (``status="unsupported"``) and warned about once per class;
+    with ``strict=True`` they raise :class:`UnsupportedLayerError` naming every such class.
+    """
+    results: list[NodeCost] = []
+    unsupported: dict[str, list[str]] = {}
+    for node_id, data in graph.nodes(data=True):
+        _require_known(node_id, data)
+        operation = data["operation"]
+        activations = sum(numel(s) for s in data["output_shapes"])
+        record = NodeCost(
+            node=node_id,
+            type=data["type"],
+            status="counted",
+            activations=activations,
+            activation_bytes=activations * _itemsize(data["dtype"]),
+        )
+        rule = cost_rule(type(operation))
+        if rule is None:
+            record.status = "unsupported"
+            record.reason = unsupported_reason(type(operation)) or "no cost rule for this class"
+        elif rule is ZERO:
+            record.status = "zero"
+        else:
+            try:
+                record.cost = rule(operation, data["input_shapes"], data["output_shapes"])
+            except LookupError as exc:  # an unknown activation or wrapped layer
+                record.status = "unsupported"
+                record.reason = f"no rule for {exc.args[0] if exc.args else exc}"
+            else:
+                folded = convention.fold_batchnorm and record.cost.norm and _folded(graph, node_id)
+                record.flops = convention.flops(record.cost, folded=bool(folded))
+                if record.cost == Cost():
+                    record.status = "zero"
+        if record.status == "unsupported":
+            unsupported.setdefault(record.type, []).append(node_id)
+        results.append(record)
+
+    if unsupported:
+        listing = "; ".join(f"{cls} ({', '.join(nodes)})" for cls, nodes in unsupported.items())
+        if strict:
+            raise UnsupportedLayerError(
+                f"No cost rule for {len(unsupported)} layer class(es): {listing}. Register them "
+                "with modelstats.register_layer(cls, cost=...), or pass strict=False to get "
+                "partial totals."
+            )
+        for cls, nodes in unsupported.items():
+            warnings.warn(
+                f"modelstats has no cost rule for layer class {cls} (nodes: {', '.join(nodes)}); "
+                "its rows are 'unsupported' and the totals are a lower bound. Register a rule "
+                f"with modelstats.register_layer({cls}, cost=...).",
+                UnsupportedLayerWarning,
+                stacklevel=3,
+            )
+    return results
+
+
+def nested_model_cost(graph_builder: Any):
+    """Cost rule for a nested model kept as one node (``expand_nested=False``)."""
+
+    def rule(layer, input_shapes, output_shapes) -> Cost:
+        inner = graph_builder(layer, input_shapes)
+        total = Cost()
+        for record in node_costs(inner, Convention()):
+            if record.status == "unsupported":
+                raise LookupError(f"{record.type} inside nested model {layer.name}")
+            total += record.cost
+        return total
+
+    return rule

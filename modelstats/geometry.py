@@ -1,0 +1,241 @@
+"""Receptive-field algebra, pure: how one layer maps output positions to input positions, per axis.
+
+Each spatial layer is described, along one axis, by an *index map*: output unit ``o`` reads the
+input units ``[lo(o), hi(o)]`` (integers, may be outside the map: that is padding). Convolutions and
+pooling are affine (``lo = o*s - q``); transposed convolutions, upsampling and resizing are periodic
+in ``o``. From an index map we derive
+
+* the exact box of any unit, by walking intervals backwards (``interval``), and
+* the layer's affine *envelope* ``(K, S, Q)``: the tightest kernel, stride and left padding such
+  that ``[o*S - Q, o*S - Q + K - 1]`` contains ``[lo(o), hi(o)]`` for every ``o``. Composing
+  envelopes gives the summary ``size``/``stride``/``padding`` of a node; with integer strides it is
+  exact, with fractional strides (upsampling) it bounds every unit's field.
+
+Recurrences (Araujo, Norris & Sim, Distill 2019), with ``r`` size, ``j`` stride (jump), ``p``
+effective padding of the input map: ``r' = r + (K-1)*j``, ``j' = j*S``, ``p' = p + Q*j``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Optional
+
+from modelstats.formulas import effective_kernel
+
+__all__ = [
+    "AxisMap",
+    "Window",
+    "Transposed",
+    "Resample",
+    "Adaptive",
+    "Geometry",
+    "IDENTITY",
+    "GLOBAL",
+    "BREAKS",
+    "compose",
+]
+
+Number = Fraction
+
+
+class AxisMap:
+    """Index map of one layer along one spatial axis."""
+
+    #: Input units per output unit (Fraction); below one for upsampling layers.
+    slope: Fraction
+
+    def unit(self, o: int) -> Optional[tuple[int, int]]:
+        """Input interval read by output unit ``o`` (None when it reads no input unit)."""
+        raise NotImplementedError
+
+    @property
+    def period(self) -> int:
+        return self.slope.denominator
+
+    def interval(self, a: int, b: int) -> tuple[int, int]:
+        """Bounding input interval of the output units ``a..b``.
+
+        lo(o + P) = lo(o) + P*slope for the period P, so the minimum lies in the first period
+        and the maximum in the last one.
+        """
+        period = self.period
+        los = [u[0] for o in range(a, min(b, a + period - 1) + 1) if (u := self.unit(o))]
+        his = [u[1] for o in range(max(a, b - period + 1), b + 1) if (u := self.unit(o))]
+        return min(los), max(his)
+
+    def envelope(self) -> tuple[Fraction, Fraction, Optional[Fraction]]:
+        """The tightest affine bound ``(K, S, Q)`` of this map over one period."""
+        slope = self.slope
+        q = max(o * slope - u[0] for o in range(self.period) if (u := self.unit(o)))
+        reach = max(u[1] - o * slope for o in range(self.period) if (u := self.unit(o)))
+        return reach + q + 1, slope, q
+
+
+@dataclass(frozen=True)
+class Window(AxisMap):
+    """Convolution / pooling / padding / cropping: unit ``o`` reads ``o*s - q .. o*s - q + k_eff - 1``.
+
+    ``pad_left`` is None when it depends on an input size that is unknown. Zero padding is a
+    window of one with ``pad_left`` = pad, cropping one with ``pad_left`` = -crop.
+
+    >>> Window(3, 2, 1, 0).unit(5)
+    (10, 12)
+    """
+
+    kernel: int
+    stride: int = 1
+    dilation: int = 1
+    pad_left: Optional[int] = 0
+
+    @property
+    def slope(self) -> Fraction:
+        return Fraction(self.stride)
+
+    def unit(self, o):
+        if self.pad_left is None:
+            raise ValueError("padding is unknown: give the input size")
+        start = o * self.stride - self.pad_left
+        return start, start + effective_kernel(self.kernel, self.dilation) - 1
+
+    def envelope(self):
+        q = None if self.pad_left is None else Fraction(self.pad_left)
+        return Fraction(effective_kernel(self.kernel, self.dilation)), Fraction(self.stride), q
+
+
+@dataclass(frozen=True)
+class Transposed(AxisMap):
+    """Transposed convolution: input unit ``i`` writes output units ``i*s - q + m*d``, m < k.
+
+    ``pad_left`` is the left padding of the forward convolution it transposes. Nearest
+    upsampling by ``s`` is ``Transposed(s, s)``.
+
+    >>> Transposed(3, 2, 1, 1).unit(4)  # taps m with (4 + 1 - m) even: m=1 -> i=2
+    (2, 2)
+    """
+
+    kernel: int
+    stride: int
+    dilation: int = 1
+    pad_left: Optional[int] = 0
+
+    @property
+    def slope(self) -> Fraction:
+        return Fraction(1, self.stride)
+
+    def unit(self, o):
+        if self.pad_left is None:
+            raise ValueError("padding is unknown: give the input size")
+        sources = [
+            (o + self.pad_left - m * self.dilation) // self.stride
+            for m in range(self.kernel)
+            if (o + self.pad_left - m * self.dilation) % self.stride == 0
+        ]
+        return (min(sources), max(sources)) if sources else None
+
+    def envelope(self):
+        k_eff = effective_kernel(self.kernel, self.dilation)
+        s = self.stride
+        size = 1 + Fraction(k_eff - 1, s)
+        q = None if self.pad_left is None else Fraction(k_eff - 1 - self.pad_left, s)
+        return size, Fraction(1, s), q
+
+
+#: Kernel radius of each interpolation, in input units.
+RESAMPLE_RADIUS = {"bilinear": 1, "bicubic": 2, "lanczos3": 3, "lanczos5": 5, "area": 1}
+
+
+@dataclass(frozen=True)
+class Resample(AxisMap):
+    """Resizing from ``n_in`` to ``n_out`` positions with half-pixel centres (TensorFlow's
+    ``tf.image.resize``). With ``x = (o + 1/2) * n_in/n_out - 1/2`` and a kernel of radius a
+    (bilinear 1, bicubic 2, lanczos3 3, lanczos5 5), unit ``o`` reads the integer positions
+    strictly closer than a to x; ``nearest`` reads ``floor((o + 1/2) * n_in/n_out)``.
+    Reads are clamped to the map, as TensorFlow does.
+
+    >>> Resample(4, 8, "bilinear").unit(3)  # x = 3.5/2 - 0.5 = 1.25
+    (1, 2)
+    """
+
+    n_in: int
+    n_out: int
+    interpolation: str = "bilinear"
+
+    @property
+    def slope(self) -> Fraction:
+        return Fraction(self.n_in, self.n_out)
+
+    def _raw(self, o):
+        if self.interpolation == "nearest":
+            x = math.floor((o + Fraction(1, 2)) * self.slope)
+            return x, x
+        x = (o + Fraction(1, 2)) * self.slope - Fraction(1, 2)
+        radius = RESAMPLE_RADIUS[self.interpolation]
+        return math.floor(x - radius) + 1, math.ceil(x + radius) - 1
+
+    def unit(self, o):
+        lo, hi = self._raw(o)
+        return min(max(lo, 0), self.n_in - 1), min(max(hi, 0), self.n_in - 1)
+
+    def envelope(self):
+        slope = self.slope
+        units = [(o, self._raw(o)) for o in range(self.period)]
+        q = max(o * slope - lo for o, (lo, _) in units)
+        reach = max(hi - o * slope for o, (_, hi) in units)
+        return reach + q + 1, slope, q
+
+
+@dataclass(frozen=True)
+class Adaptive(AxisMap):
+    """Adaptive pooling from ``n_in`` to ``n_out`` positions: unit ``o`` reads
+    ``floor(o*n_in/n_out) .. ceil((o+1)*n_in/n_out) - 1``.
+
+    >>> Adaptive(10, 4).unit(1)
+    (2, 4)
+    """
+
+    n_in: int
+    n_out: int
+
+    @property
+    def slope(self) -> Fraction:
+        return Fraction(self.n_in, self.n_out)
+
+    def unit(self, o):
+        return math.floor(o * self.slope), math.ceil((o + 1) * self.slope) - 1
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """What one layer does to spatial correspondence.
+
+    kind:
+      ``identity``  every spatial position maps to itself (elementwise, normalisation, 1x1 work,
+                    merges of aligned inputs);
+      ``window``    per-axis index maps in ``axes`` (conv, pooling, padding, resampling);
+      ``global``    every output unit sees the whole input (global pooling, attention, RNNs);
+      ``breaks``    spatial positions are rearranged (Reshape, Permute, Flatten): not guessed.
+    """
+
+    kind: str
+    axes: tuple[AxisMap, ...] = ()
+    note: str = ""
+
+
+IDENTITY = Geometry("identity")
+GLOBAL = Geometry("global")
+BREAKS = Geometry("breaks")
+
+
+def compose(
+    size: Fraction, stride: Fraction, padding: Optional[Fraction], axis: AxisMap
+) -> tuple[Fraction, Fraction, Optional[Fraction]]:
+    """Field of a layer's output from the field of its input along one axis.
+
+    >>> compose(Fraction(1), Fraction(1), Fraction(0), Window(3, 2, 1, 0))
+    (Fraction(3, 1), Fraction(2, 1), Fraction(0, 1))
+    """
+    k, s, q = axis.envelope()
+    new_padding = None if padding is None or q is None else padding + q * stride
+    return size + (k - 1) * stride, stride * s, new_padding

@@ -1,0 +1,109 @@
+"""Attention layers: projections, scores, softmax, weighted sum and output projection.
+
+Every query position attends to every key position, so the geometry is global.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from modelstats.formulas import numel
+from modelstats.geometry import GLOBAL
+from modelstats.registry import Cost, register_layer
+
+L = keras.layers
+SOFTMAX = 5  # FLOPs per score, as the TensorFlow profiler counts Softmax
+
+
+def _kernel_size(dense) -> int:
+    return numel(dense.kernel.shape)
+
+
+def _projection_bias(dense, positions: int) -> int:
+    bias = getattr(dense, "bias", None)
+    return positions * numel(bias.shape) if bias is not None else 0
+
+
+def _attention_positions(layer, key_shape: tuple) -> int:
+    """Key positions each query attends to (all non-feature axes unless attention_axes)."""
+    axes = getattr(layer, "_attention_axes", None)
+    if axes is None:
+        return numel(key_shape[:-1])
+    return numel(key_shape[a - 1] for a in axes)  # attention_axes count the batch axis
+
+
+def _projected_attention(layer, query_positions, key_positions, attended, heads, key_dim,
+                         value_dim) -> Cost:
+    q, k, v, o = layer._query_dense, layer._key_dense, layer._value_dense, layer._output_dense
+    projections = (
+        query_positions * _kernel_size(q)  # Q = query W_q
+        + key_positions * _kernel_size(k)  # K = key W_k
+        + key_positions * _kernel_size(v)  # V = value W_v
+        + query_positions * _kernel_size(o)  # output = heads W_o
+    )
+    scores = query_positions * attended * heads
+    attention = scores * key_dim + scores * value_dim  # Q Kᵀ, then softmax(.) V
+    bias = (
+        _projection_bias(q, query_positions) + _projection_bias(k, key_positions)
+        + _projection_bias(v, key_positions) + _projection_bias(o, query_positions)
+    )
+    elementwise = query_positions * heads * key_dim  # scale Q by 1/sqrt(key_dim)
+    elementwise += SOFTMAX * scores
+    return Cost(macs=projections + attention, bias=bias, elementwise=elementwise)
+
+
+def multi_head_attention_cost(layer, input_shapes, output_shapes) -> Cost:
+    query_positions = numel(output_shapes[0][:-1])
+    key_shape = input_shapes[-1]  # value and key share their positions
+    key_positions = numel(key_shape[:-1])
+    cost = _projected_attention(
+        layer, query_positions, key_positions, _attention_positions(layer, key_shape),
+        layer._num_heads, layer._key_dim, layer._value_dim,
+    )
+    if getattr(layer, "_use_gate", False):
+        gate = layer._gate_dense
+        # gate = sigmoid(query W_g) multiplied onto the heads
+        cost += Cost(macs=query_positions * _kernel_size(gate),
+                     elementwise=query_positions * numel(gate.kernel.shape[1:]) * 5)
+    return cost
+
+
+def grouped_query_attention_cost(layer, input_shapes, output_shapes) -> Cost:
+    query_positions = numel(output_shapes[0][:-1])
+    key_positions = numel(input_shapes[-1][:-1])
+    return _projected_attention(
+        layer, query_positions, key_positions, key_positions, layer.num_query_heads,
+        layer.head_dim, layer.head_dim,
+    )
+
+
+def dot_attention_cost(layer, input_shapes, output_shapes) -> Cost:
+    query_positions = numel(input_shapes[0][:-1])
+    key_positions = numel(input_shapes[1][:-1])
+    dim = int(input_shapes[0][-1])
+    value_dim = int(output_shapes[0][-1])
+    scores = query_positions * key_positions
+    macs = scores * dim + scores * value_dim  # Q Kᵀ, then softmax(.) V
+    elementwise = SOFTMAX * scores + (scores if layer.use_scale else 0)
+    if layer.score_mode == "concat":
+        # tanh(q + k) summed over features: add, tanh, add per feature
+        macs = scores * value_dim
+        elementwise += 3 * scores * dim
+    return Cost(macs=macs, elementwise=elementwise)
+
+
+def additive_attention_cost(layer, input_shapes, output_shapes) -> Cost:
+    query_positions = numel(input_shapes[0][:-1])
+    key_positions = numel(input_shapes[1][:-1])
+    dim = int(input_shapes[0][-1])
+    value_dim = int(output_shapes[0][-1])
+    scores = query_positions * key_positions
+    # per score: q + k (dim adds), tanh (dim), optional scale (dim muls), sum (dim adds)
+    per_score = dim * (3 + int(layer.use_scale))
+    return Cost(macs=scores * value_dim, elementwise=scores * per_score + SOFTMAX * scores)
+
+
+register_layer(L.MultiHeadAttention, cost=multi_head_attention_cost, geometry=GLOBAL)
+register_layer(L.GroupQueryAttention, cost=grouped_query_attention_cost, geometry=GLOBAL)
+register_layer(L.Attention, cost=dot_attention_cost, geometry=GLOBAL)
+register_layer(L.AdditiveAttention, cost=additive_attention_cost, geometry=GLOBAL)

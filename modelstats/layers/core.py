@@ -1,0 +1,118 @@
+"""Dense-type layers, embeddings, activation layers, rescaling, spectrograms and the opaque
+wrappers that modelstats cannot see into (reported as unsupported, never as zero)."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+
+from modelstats.formulas import dense_macs, einsum_macs, numel
+from modelstats.geometry import BREAKS, GLOBAL, IDENTITY, Geometry
+from modelstats.layers._common import ACTIVATION_FLOPS, activation_cost, elementwise
+from modelstats.registry import Cost, mark_unsupported, register_layer
+
+L = keras.layers
+
+
+def dense_cost(layer, input_shapes, output_shapes) -> Cost:
+    macs = dense_macs(input_shapes[0], layer.units)
+    bias = numel(output_shapes[0]) if layer.use_bias else 0  # one add per output
+    return Cost(macs=macs, bias=bias) + activation_cost(layer.activation, numel(output_shapes[0]))
+
+
+def mixes_positions_geometry(layer, input_shapes, output_shapes) -> Geometry:
+    """Dense-like layers act on the last axis: per position on an N-D input, everything at once
+    on a vector (which, after Flatten, means the whole image)."""
+    return IDENTITY if len(input_shapes[0]) > 1 else GLOBAL
+
+
+def einsum_dense_cost(layer, input_shapes, output_shapes) -> Cost:
+    kernel_shape = tuple(int(d) for d in layer.kernel.shape)
+    macs = einsum_macs(layer.equation, [(1, *input_shapes[0]), kernel_shape])
+    bias = numel(output_shapes[0]) if layer.bias_axes else 0
+    return Cost(macs=macs, bias=bias) + activation_cost(layer.activation, numel(output_shapes[0]))
+
+
+def einsum_dense_geometry(layer, input_shapes, output_shapes) -> Geometry:
+    inputs, output = layer.equation.split("->")
+    first = inputs.split(",")[0]
+    # The positions are kept when the input's leading letters reach the output in order.
+    leading = first.replace("...", "")[1:-1]
+    if "..." in first or all(letter in output for letter in leading):
+        return mixes_positions_geometry(layer, input_shapes, output_shapes)
+    return BREAKS
+
+
+def embedding_cost(layer, input_shapes, output_shapes) -> Cost:
+    if len(output_shapes[0]) == len(input_shapes[0]):
+        # ReversibleEmbedding(reverse=True): logits = x @ embeddingsᵀ, a Dense without bias.
+        return Cost(macs=dense_macs(input_shapes[0], int(output_shapes[0][-1])))
+    return Cost()  # a table lookup: no arithmetic
+
+
+def activation_layer_cost(layer, input_shapes, output_shapes) -> Cost:
+    return activation_cost(layer.activation, numel(output_shapes[0]))
+
+
+def relu_cost(layer, input_shapes, output_shapes) -> Cost:
+    per_element = 1  # max(x, threshold)
+    per_element += layer.max_value is not None  # min(., max_value)
+    per_element += bool(layer.negative_slope)  # slope * (x - threshold) below the threshold
+    return Cost(elementwise=per_element * numel(output_shapes[0]))
+
+
+def rescaling_cost(layer, input_shapes, output_shapes) -> Cost:
+    offset = layer.offset
+    has_offset = not (isinstance(offset, (int, float)) and offset == 0)
+    return Cost(elementwise=(1 + has_offset) * numel(output_shapes[0]))  # x * scale (+ offset)
+
+
+def _fft_flops(n: int) -> int:
+    # Radix-2 estimate of one complex FFT of n points: 5 n log2 n.
+    return int(5 * n * math.log2(n)) if n > 1 else 0
+
+
+def stft_cost(layer, input_shapes, output_shapes) -> Cost:
+    frames = int(output_shapes[0][0])
+    n = layer.fft_length or 2 ** math.ceil(math.log2(layer.frame_length))
+    bins = n // 2 + 1
+    per_frame = layer.frame_length + _fft_flops(n) + 3 * bins  # window, FFT, |z|^2
+    channels = numel(input_shapes[0][1:]) if len(input_shapes[0]) > 1 else 1
+    return Cost(elementwise=frames * per_frame * channels)
+
+
+def mel_cost(layer, input_shapes, output_shapes) -> Cost:
+    n = layer.fft_length
+    bins = n // 2 + 1
+    frames = numel(output_shapes[0]) // layer.num_mel_bins
+    per_frame = layer.sequence_length + _fft_flops(n) + 3 * bins  # window, FFT, |z|^2
+    per_frame += 2 if layer.power_to_db else 0  # log and scale per mel bin, approximately
+    return Cost(macs=frames * bins * layer.num_mel_bins, elementwise=frames * per_frame)
+
+
+register_layer(L.Dense, cost=dense_cost, geometry=mixes_positions_geometry)
+register_layer(L.EinsumDense, cost=einsum_dense_cost, geometry=einsum_dense_geometry)
+register_layer(L.Embedding, cost=embedding_cost, geometry=BREAKS)
+register_layer(L.Activation, cost=activation_layer_cost, geometry=IDENTITY)
+register_layer(L.ReLU, cost=relu_cost, geometry=IDENTITY)
+register_layer(L.LeakyReLU, cost=elementwise(ACTIVATION_FLOPS["leaky_relu"]), geometry=IDENTITY)
+register_layer(L.ELU, cost=elementwise(ACTIVATION_FLOPS["elu"]), geometry=IDENTITY)
+# max(0, x) + alpha * min(0, x): max, min, mul, add
+register_layer(L.PReLU, cost=elementwise(4), geometry=IDENTITY)
+register_layer(L.Softmax, cost=elementwise(ACTIVATION_FLOPS["softmax"]), geometry=IDENTITY)
+register_layer(L.Rescaling, cost=rescaling_cost, geometry=IDENTITY)
+# mask = any(x != mask_value) over channels (compare + or), then x * mask: 3 per element
+register_layer(L.Masking, cost=elementwise(3), geometry=IDENTITY)
+register_layer(L.STFTSpectrogram, cost=stft_cost, geometry=BREAKS)
+register_layer(L.MelSpectrogram, cost=mel_cost, geometry=BREAKS)
+
+mark_unsupported(L.Lambda, "a Lambda layer runs arbitrary Python code that modelstats cannot see")
+for _name, _why in {
+    "TFSMLayer": "a TensorFlow SavedModel wrapper has no Keras graph to read",
+    "JaxLayer": "a JAX function wrapper has no Keras graph to read",
+    "FlaxLayer": "a Flax module wrapper has no Keras graph to read",
+    "TorchModuleWrapper": "a PyTorch module wrapper has no Keras graph to read",
+}.items():
+    if hasattr(L, _name):
+        mark_unsupported(getattr(L, _name), _why)

@@ -1,0 +1,46 @@
+"""Merge layers: elementwise combinations of several tensors, and concatenation."""
+
+from __future__ import annotations
+
+import keras
+
+from modelstats.formulas import numel
+from modelstats.geometry import BREAKS, IDENTITY, Geometry
+from modelstats.registry import ZERO, Cost, register_layer
+
+L = keras.layers
+
+
+def merge_cost(layer, input_shapes, output_shapes) -> Cost:
+    # n inputs combined pairwise: n - 1 binary ops per output element.
+    return Cost(elementwise=(len(input_shapes) - 1) * numel(output_shapes[0]))
+
+
+def average_cost(layer, input_shapes, output_shapes) -> Cost:
+    # n - 1 adds and one divide per output element.
+    return Cost(elementwise=len(input_shapes) * numel(output_shapes[0]))
+
+
+def dot_cost(layer, input_shapes, output_shapes) -> Cost:
+    # Batched dot product: one MAC per output element per contracted position; with
+    # normalize=True, an L2 normalisation (square, add, divide: 3/element) of both inputs first.
+    axes = layer.axes if isinstance(layer.axes, (list, tuple)) else (layer.axes, layer.axes)
+    first = input_shapes[0]
+    contracted = int(first[axes[0] - 1 if axes[0] > 0 else axes[0]])
+    cost = Cost(macs=numel(output_shapes[0]) * contracted)
+    if layer.normalize:
+        cost += Cost(elementwise=3 * sum(numel(s) for s in input_shapes))
+    return cost
+
+
+def concatenate_geometry(layer, input_shapes, output_shapes) -> Geometry:
+    rank = len(output_shapes[0])
+    on_channels = layer.axis in (-1, rank)  # axis counted with the batch dimension
+    return IDENTITY if on_channels else BREAKS
+
+
+for cls in (L.Add, L.Subtract, L.Multiply, L.Maximum, L.Minimum):
+    register_layer(cls, cost=merge_cost, geometry=IDENTITY)
+register_layer(L.Average, cost=average_cost, geometry=IDENTITY)
+register_layer(L.Concatenate, cost=ZERO, geometry=concatenate_geometry)  # a copy
+register_layer(L.Dot, cost=dot_cost, geometry=IDENTITY)

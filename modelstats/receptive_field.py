@@ -1,0 +1,316 @@
+"""Receptive field of every node, per spatial axis, relative to one model input.
+
+Forward propagation over the call graph in topological order with exact fractions; merges check
+that their paths are aligned. ``ReceptiveField.box`` walks index intervals backwards through the
+real layers, so it is exact for every unit, also after upsampling and transposed convolutions.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Optional, Union
+
+import networkx as nx
+
+from modelstats.errors import MisalignedMergeError, ModelStatsError
+from modelstats.geometry import Geometry, compose
+from modelstats.registry import geometry_rule
+
+__all__ = ["ReceptiveField", "MisalignedMergeWarning", "propagate", "axis_names"]
+
+Number = Union[int, Fraction]
+
+SPATIAL = "spatial"
+GLOBAL = "global"
+BROKEN = "broken"
+UNSUPPORTED = "unsupported"
+UNKNOWN = "unknown"
+UNRELATED = "unrelated"
+
+
+class MisalignedMergeWarning(UserWarning):
+    """A merge joins paths whose receptive fields are not aligned (stride or centre differ)."""
+
+
+def axis_names(n_axes: int) -> tuple[str, ...]:
+    """Names of the spatial axes: ``x`` for 1-D, ``y, x`` for 2-D, ``z, y, x`` for 3-D."""
+    return ("z", "y", "x")[3 - n_axes:] if n_axes <= 3 else tuple(f"a{i}" for i in range(n_axes))
+
+
+def _plain(value: Optional[Fraction]) -> Optional[Number]:
+    if value is None:
+        return None
+    return int(value) if value.denominator == 1 else value
+
+
+@dataclass
+class _State:
+    status: str
+    size: tuple = ()
+    stride: tuple = ()
+    padding: tuple = ()
+    aligned: bool = True
+    global_context: bool = False
+    note: str = ""
+    geometry: Optional[Geometry] = None
+
+
+@dataclass(frozen=True)
+class ReceptiveField:
+    """Receptive field of one node's output relative to one model input.
+
+    Per spatial axis: ``size`` r (input pixels one unit can see), ``stride`` j (input pixels
+    between neighbouring units) and ``padding`` p (how far the field of unit 0 starts before
+    pixel 0; None where it depends on an unknown input size). Unit ``u`` sees
+    ``[u*j - p, u*j - p + r - 1]``. Values are ints, or Fractions after upsampling.
+
+    ``status`` is ``spatial`` for a field with these numbers, ``global`` when every unit sees
+    the whole input, ``broken`` when spatial correspondence was rearranged (Reshape, Permute,
+    Flatten), ``unsupported``/``unknown`` when a layer on the way has no rule or an unknown size,
+    ``unrelated`` when the node does not depend on the input. ``aligned`` is False for a merge
+    of misaligned paths and everything downstream; ``global_context`` is True when a global
+    path (e.g. squeeze-and-excitation) was multiplied in.
+    """
+
+    node: str
+    status: str
+    size: Optional[tuple] = None
+    stride: Optional[tuple] = None
+    padding: Optional[tuple] = None
+    aligned: bool = True
+    global_context: bool = False
+    note: str = ""
+    _propagation: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def is_global(self) -> bool:
+        return self.status == GLOBAL
+
+    def _require_spatial(self) -> None:
+        if self.status != SPATIAL:
+            raise ModelStatsError(
+                f"Node '{self.node}' has no positional receptive field (status: {self.status}"
+                + (f", {self.note}" if self.note else "") + ")."
+            )
+
+    def center(self, position) -> tuple:
+        """Centre (in input pixel coordinates) of the field of the unit at ``position``.
+
+        ``u*j - p + (r-1)/2`` per axis; needs known padding.
+        """
+        self._require_spatial()
+        position = _as_position(position, len(self.size))
+        if any(p is None for p in self.padding):
+            raise ModelStatsError(
+                f"The padding of '{self.node}' depends on an unknown input size; pass "
+                "input_shape=(...) to locate fields."
+            )
+        return tuple(
+            _plain(Fraction(u) * j - p + Fraction(r - 1, 2))
+            for u, r, j, p in zip(position, self.size, self.stride, self.padding)
+        )
+
+    def box(self, position) -> tuple[tuple[int, int], ...]:
+        """Exact input pixel interval ``(first, last)`` per axis seen by the unit at ``position``.
+
+        Computed by walking index intervals backwards through the layers, so it is exact also
+        where strides are fractional. The box may extend outside the image (padding).
+        """
+        self._require_spatial()
+        position = _as_position(position, len(self.size))
+        return self._propagation.box(self.node, position)
+
+
+def _as_position(position, n_axes: int) -> tuple[int, ...]:
+    if isinstance(position, int):
+        position = (position,) * n_axes
+    position = tuple(int(p) for p in position)
+    if len(position) != n_axes:
+        raise ModelStatsError(
+            f"position needs {n_axes} coordinate(s), one per spatial axis; received {position}."
+        )
+    return position
+
+
+class Propagation:
+    """Receptive-field states of all nodes of a graph for one input (internal)."""
+
+    def __init__(self, graph: nx.DiGraph, input_node: str, *, strict: bool = False):
+        self.graph = graph
+        self.input_node = input_node
+        self.strict = strict
+        shape = graph.nodes[input_node]["output_shapes"][0]
+        self.n_axes = len(shape) - 1
+        self.order = {node: i for i, node in enumerate(graph.nodes)}
+        self.states: dict[str, _State] = {}
+        self.misaligned: list[tuple[str, str]] = []
+        for node_id in graph.nodes:
+            self.states[node_id] = self._state(node_id)
+
+    # -- forward ---------------------------------------------------------------------------
+    def _geometry(self, node_id: str, data: dict) -> Optional[Geometry]:
+        rule = geometry_rule(type(data["operation"]))
+        if rule is None or isinstance(rule, Geometry):
+            return rule
+        return rule(data["operation"], data["input_shapes"], data["output_shapes"])
+
+    def _state(self, node_id: str) -> _State:
+        data = self.graph.nodes[node_id]
+        if node_id == self.input_node:
+            one, zero = Fraction(1), Fraction(0)
+            return _State(SPATIAL, (one,) * self.n_axes, (one,) * self.n_axes,
+                          (zero,) * self.n_axes)
+        preds = [self.states[src] for src, _ in data["inputs"]]
+        related = [s for s in preds if s.status != UNRELATED]
+        if not related:
+            return _State(UNRELATED)
+        try:
+            geometry = self._geometry(node_id, data)
+        except LookupError as exc:
+            return _State(UNSUPPORTED, note=f"no geometry rule for {exc.args[0]}")
+        if geometry is None:
+            return _State(UNSUPPORTED, note=f"no geometry rule for {data['type']}")
+        if any(s.status in (UNSUPPORTED, UNKNOWN) for s in related):
+            return _State(UNKNOWN, note="downstream of a layer without a field")
+        if geometry.kind == "global":
+            return _State(GLOBAL)
+        spatial = [s for s in related if s.status == SPATIAL]
+        if not spatial:
+            return _State(BROKEN if any(s.status == BROKEN for s in related) else GLOBAL)
+        if geometry.kind == "breaks":
+            return _State(BROKEN, note=geometry.note)
+        if len(data["output_shapes"][0]) != self.n_axes + 1:
+            return _State(BROKEN, note="output rank differs from the input's")
+        state = self._merge(node_id, spatial)
+        state.global_context = state.global_context or any(
+            s.status == GLOBAL or s.global_context for s in related
+        )
+        state.geometry = geometry
+        if geometry.kind == "identity":
+            return state
+        if len(geometry.axes) != self.n_axes:
+            return _State(UNKNOWN, note=geometry.note or "spatial axes do not match the input's")
+        composed = [
+            compose(r, j, p, axis)
+            for r, j, p, axis in zip(state.size, state.stride, state.padding, geometry.axes)
+        ]
+        state.size = tuple(c[0] for c in composed)
+        state.stride = tuple(c[1] for c in composed)
+        state.padding = tuple(c[2] for c in composed)
+        return state
+
+    def _merge(self, node_id: str, spatial: list[_State]) -> _State:
+        first = spatial[0]
+        if len(spatial) == 1:
+            return _State(SPATIAL, first.size, first.stride, first.padding, first.aligned,
+                          first.global_context)
+        problems = []
+        names = axis_names(self.n_axes)
+        sources = [src for src, _ in self.graph.nodes[node_id]["inputs"]
+                   if self.states[src].status == SPATIAL]
+        for axis in range(self.n_axes):
+            for source, other in zip(sources[1:], spatial[1:]):
+                if other.stride[axis] != first.stride[axis]:
+                    problems.append(
+                        f"axis {names[axis]}: stride {_plain(first.stride[axis])} via "
+                        f"'{sources[0]}' but {_plain(other.stride[axis])} via '{source}'"
+                    )
+                    continue
+                if first.padding[axis] is None or other.padding[axis] is None:
+                    continue  # centres depend on the unknown input size
+                centre_a = (first.size[axis] - 1) / 2 - first.padding[axis]
+                centre_b = (other.size[axis] - 1) / 2 - other.padding[axis]
+                if centre_a != centre_b:
+                    problems.append(
+                        f"axis {names[axis]}: centres differ by {_plain(abs(centre_a - centre_b))}"
+                        f" input pixels between '{sources[0]}' and '{source}'"
+                    )
+        widest = max(spatial, key=lambda s: tuple(s.size))
+        aligned = all(s.aligned for s in spatial) and not problems
+        note = ""
+        if problems:
+            note = "misaligned merge: " + "; ".join(problems)
+            self.misaligned.append((node_id, note))
+            if self.strict:
+                raise MisalignedMergeError(f"Node '{node_id}': {note}.")
+            warnings.warn(f"modelstats: node '{node_id}': {note}.", MisalignedMergeWarning,
+                          stacklevel=4)
+            size = tuple(max(s.size[a] for s in spatial) for a in range(self.n_axes))
+            return _State(SPATIAL, size, widest.stride, widest.padding, False,
+                          any(s.global_context for s in spatial), note)
+        return _State(SPATIAL, widest.size, widest.stride, widest.padding, aligned,
+                      any(s.global_context for s in spatial), note)
+
+    # -- backward --------------------------------------------------------------------------
+    def box(self, node_id: str, position: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
+        demand: dict[str, list[tuple[int, int]]] = {node_id: [(u, u) for u in position]}
+        pending = sorted(nx.ancestors(self.graph, node_id) | {node_id},
+                         key=self.order.__getitem__, reverse=True)
+        for current in pending:
+            if current not in demand:
+                continue
+            if current == self.input_node:
+                return tuple(demand[current])
+            state = self.states[current]
+            intervals = demand.pop(current)
+            if state.geometry is not None and state.geometry.kind == "window":
+                try:
+                    intervals = [axis.interval(a, b)
+                                 for (a, b), axis in zip(intervals, state.geometry.axes)]
+                except ValueError as exc:
+                    raise ModelStatsError(
+                        f"Cannot locate fields through '{current}': {exc}. Pass input_shape."
+                    ) from None
+            for src, _ in self.graph.nodes[current]["inputs"]:
+                if self.states[src].status != SPATIAL:
+                    continue  # global context and unrelated inputs have no position
+                if src in demand:
+                    demand[src] = [(min(a, c), max(b, d))
+                                   for (a, b), (c, d) in zip(demand[src], intervals)]
+                else:
+                    demand[src] = list(intervals)
+        raise ModelStatsError(f"Node '{node_id}' does not depend on input '{self.input_node}'.")
+
+    # -- results ---------------------------------------------------------------------------
+    def field(self, node_id: str) -> ReceptiveField:
+        state = self.states[node_id]
+        if state.status != SPATIAL:
+            return ReceptiveField(node_id, state.status, note=state.note,
+                                  aligned=state.aligned, global_context=state.global_context,
+                                  _propagation=self)
+        return ReceptiveField(
+            node_id, SPATIAL,
+            tuple(_plain(v) for v in state.size),
+            tuple(_plain(v) for v in state.stride),
+            tuple(_plain(v) for v in state.padding),
+            state.aligned, state.global_context, state.note, self,
+        )
+
+
+def choose_input(graph: nx.DiGraph, requested: Optional[str] = None) -> str:
+    """The model input the fields are measured on: ``requested`` (node id or name), or the
+    only input with spatial axes."""
+    inputs = graph.graph["inputs"]
+    if requested is not None:
+        for node in inputs:
+            if requested in (node, graph.nodes[node]["name"]):
+                return node
+        raise ModelStatsError(f"input={requested!r} is not a model input; inputs are {inputs}.")
+    spatial = [n for n in inputs if len(graph.nodes[n]["output_shapes"][0]) >= 2]
+    if len(spatial) == 1:
+        return spatial[0]
+    if not spatial:
+        raise ModelStatsError(
+            f"No model input has spatial axes (inputs: {inputs}); receptive fields need an "
+            "input of shape (..., channels) with at least one spatial axis."
+        )
+    raise ModelStatsError(
+        f"The model has several inputs with spatial axes ({spatial}); choose one with input=."
+    )
+
+
+def propagate(graph: nx.DiGraph, input: Optional[str] = None, *, strict: bool = False) -> Propagation:
+    """Receptive fields of every node of ``graph`` relative to one input (internal engine)."""
+    return Propagation(graph, choose_input(graph, input), strict=strict)

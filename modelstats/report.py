@@ -1,0 +1,392 @@
+"""Public entry points and the reporting edge: the only module that builds pandas objects."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Optional
+
+import networkx as nx
+import pandas as pd
+
+from modelstats import layers as _layers  # noqa: F401 - registers the built-in rules
+from modelstats.cost import Convention, node_costs
+from modelstats.graph import to_networkx
+from modelstats.receptive_field import ReceptiveField, axis_names, propagate
+
+__all__ = ["receptive_field", "count_flops", "analyze", "Report"]
+
+
+def _graph(model: Any, input_shape: Any, expand_nested: bool = True) -> nx.DiGraph:
+    if isinstance(model, nx.DiGraph):
+        return model
+    return to_networkx(model, expand_nested=expand_nested, input_shape=input_shape)
+
+
+def _find_node(graph: nx.DiGraph, layer: str) -> str:
+    if layer in graph:
+        return layer
+    matches = [n for n, d in graph.nodes(data=True) if d["name"] == layer]
+    if len(matches) == 1:
+        return matches[0]
+    from modelstats.errors import ModelStatsError
+
+    if matches:
+        raise ModelStatsError(
+            f"Layer name {layer!r} is called at several nodes {matches}; pass a node id."
+        )
+    raise ModelStatsError(
+        f"No node or layer named {layer!r} in the model; node ids look like "
+        f"{list(graph.nodes)[:3]}."
+    )
+
+
+def _value(v):
+    """Fractions become floats in tables (exact values stay on ReceptiveField)."""
+    return float(v) if isinstance(v, Fraction) else v
+
+
+def _field_rows(propagation, nodes) -> list[dict]:
+    names = axis_names(propagation.n_axes)
+    rows = []
+    for node_id in nodes:
+        rf = propagation.field(node_id)
+        row = {"node": node_id, "rf_status": rf.status}
+        for quantity in ("size", "stride", "padding"):
+            values = getattr(rf, quantity)
+            for i, axis in enumerate(names):
+                row[f"rf_{quantity}_{axis}"] = None if values is None else _value(values[i])
+        row["rf_aligned"] = rf.aligned
+        row["rf_global_context"] = rf.global_context
+        row["rf_note"] = rf.note
+        rows.append(row)
+    return rows
+
+
+def receptive_field(
+    model: Any,
+    layer: Optional[str] = None,
+    *,
+    input_shape: Any = None,
+    input: Optional[str] = None,
+    strict: bool = False,
+) -> "ReceptiveField | pd.DataFrame":
+    """Receptive field of one layer, or of every node as a table.
+
+    Parameters
+    ----------
+    model : keras.Model or networkx.DiGraph
+        A Functional or Sequential model, or a graph from :func:`to_networkx`.
+    layer : str, optional
+        A node id (``"mobilenetv2_1.00_224/Conv_1"``) or a layer name called once.
+    input_shape : tuple, optional
+        Input shape without batch, replacing the model's (e.g. for ``None`` sizes).
+    input : str, optional
+        The model input to measure on, for models with several image-like inputs.
+    strict : bool, default False
+        Raise :class:`MisalignedMergeError` at a misaligned merge instead of warning.
+
+    Returns
+    -------
+    ReceptiveField or pandas.DataFrame
+        With ``layer``: its field (``size``, ``stride``, ``padding`` per axis, ``box()``,
+        ``center()``). Without: one row per node with per-axis columns ``rf_size_y``, ...
+
+    Examples
+    --------
+    >>> import keras, modelstats
+    >>> x = keras.Input((32, 32, 3))
+    >>> y = keras.layers.Conv2D(4, 3, strides=2, padding="same", name="c1")(x)
+    >>> y = keras.layers.Conv2D(4, 3, dilation_rate=2, name="c2")(y)
+    >>> rf = modelstats.receptive_field(keras.Model(x, y), "c2")
+    >>> rf.size, rf.stride, rf.padding
+    ((11, 11), (2, 2), (0, 0))
+    >>> rf.box((0, 0))
+    ((0, 10), (0, 10))
+    """
+    graph = _graph(model, input_shape)
+    propagation = propagate(graph, input, strict=strict)
+    if layer is not None:
+        return propagation.field(_find_node(graph, layer))
+    rows = _field_rows(propagation, graph.nodes)
+    for row in rows:
+        row["type"] = graph.nodes[row["node"]]["type"]
+    frame = pd.DataFrame(rows).set_index("node")
+    return frame[["type", *[c for c in frame.columns if c != "type"]]]
+
+
+def _cost_rows(graph: nx.DiGraph, records, batch_size: int) -> list[dict]:
+    rows = []
+    for record in records:
+        data = graph.nodes[record.node]
+        rows.append({
+            "node": record.node,
+            "type": record.type,
+            "input_shape": [list(s) for s in data["input_shapes"]],
+            "output_shape": [list(s) for s in data["output_shapes"]],
+            "params": data["params"],
+            "trainable_params": data["trainable_params"],
+            "macs": record.cost.macs * batch_size,
+            "flops": record.flops * batch_size,
+            "activations": record.activations * batch_size,
+            "activation_bytes": record.activation_bytes * batch_size,
+            "status": record.status,
+            "note": record.reason,
+        })
+    return rows
+
+
+def _convention(convention: Optional[str], options: dict) -> Convention:
+    base = Convention.preset(convention or "default")
+    fields = {"elementwise", "bias", "fold_batchnorm"}
+    unknown = set(options) - fields
+    if unknown:
+        raise TypeError(f"unknown convention option(s) {sorted(unknown)}; expected {sorted(fields)}")
+    return Convention(**{**base.__dict__, **options})
+
+
+def count_flops(
+    model: Any,
+    *,
+    input_shape: Any = None,
+    batch_size: int = 1,
+    strict: bool = False,
+    convention: Optional[str] = None,
+    expand_nested: bool = True,
+    **options: bool,
+) -> pd.DataFrame:
+    """MACs, FLOPs, parameters and activation memory of every call node.
+
+    Parameters
+    ----------
+    model : keras.Model or networkx.DiGraph
+    input_shape : tuple, optional
+        Input shape without batch (required when the model has unknown sizes).
+    batch_size : int, default 1
+        Multiplies MACs, FLOPs and activations (parameters are per model).
+    strict : bool, default False
+        Raise :class:`UnsupportedLayerError` listing every layer class without a rule, instead of
+        warning and marking rows ``unsupported``.
+    convention : {"default", "macs_only", "folded"}, optional
+        A preset; ``**options`` (``elementwise``, ``bias``, ``fold_batchnorm``) refine it.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by node id, columns ``type``, ``input_shape``, ``output_shape``, ``params``,
+        ``trainable_params``, ``macs``, ``flops``, ``activations``, ``activation_bytes``,
+        ``status`` (``counted``, ``zero`` or ``unsupported``) and ``note``. The frame's
+        ``attrs`` hold the convention and whether the totals are partial.
+
+    Examples
+    --------
+    >>> import keras, modelstats
+    >>> x = keras.Input((8, 8, 3))
+    >>> y = keras.layers.Conv2D(4, 3, use_bias=False, name="conv")(x)
+    >>> table = modelstats.count_flops(keras.Model(x, y))
+    >>> int(table.loc["conv", "macs"])  # 6*6 positions * 3*3 taps * 3 in * 4 out
+    3888
+    >>> int(table.loc["conv", "flops"])
+    7776
+    """
+    graph = _graph(model, input_shape, expand_nested)
+    chosen = _convention(convention, options)
+    records = node_costs(graph, chosen, strict=strict)
+    frame = pd.DataFrame(_cost_rows(graph, records, batch_size)).set_index("node")
+    frame.attrs["convention"] = chosen.describe()
+    frame.attrs["partial"] = bool((frame["status"] == "unsupported").any())
+    frame.attrs["batch_size"] = batch_size
+    return frame
+
+
+@dataclass
+class Report:
+    """Receptive fields and costs of every node of a model, with totals and exports.
+
+    Build it with :func:`analyze`.
+    """
+
+    layers: pd.DataFrame
+    totals: dict
+    convention: str
+    graph: nx.DiGraph = field(repr=False)
+    _propagation: Any = field(default=None, repr=False)
+
+    def top(self, k: int = 10, by: str = "flops") -> pd.DataFrame:
+        """The ``k`` most expensive nodes by a column; ties keep graph order."""
+        return self.layers.sort_values(by, ascending=False, kind="stable").head(k)
+
+    def receptive_field(self, layer: str) -> ReceptiveField:
+        """The :class:`ReceptiveField` of one node id or layer name."""
+        if self._propagation is None:
+            from modelstats.errors import ModelStatsError
+
+            raise ModelStatsError("This model has no input with spatial axes.")
+        return self._propagation.field(_find_node(self.graph, layer))
+
+    # -- exports --------------------------------------------------------------------------
+    def to_csv(self, path=None, **kwargs):
+        """Per-node table as CSV (returns the text when ``path`` is None)."""
+        return self.layers.to_csv(path, **kwargs)
+
+    def to_dict(self) -> dict:
+        records = json.loads(self.layers.reset_index().to_json(orient="records"))
+        return {"convention": self.convention, "totals": self.totals, "layers": records}
+
+    def to_json(self, path=None, indent: int = 2):
+        """Totals, convention and per-node rows as JSON (returns the text when ``path`` is None)."""
+        text = json.dumps(self.to_dict(), indent=indent)
+        if path is None:
+            return text
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        return None
+
+    def totals_table(self) -> pd.DataFrame:
+        return pd.DataFrame({"value": self.totals}).rename_axis("total")
+
+    def to_markdown(self, top: int = 10) -> str:
+        """Totals, convention and the top layers as a Markdown document."""
+        t = self.totals
+        lines = [
+            f"# {self.graph.graph.get('name', 'model')}",
+            "",
+            f"- parameters: {t['params']:,} ({t['trainable_params']:,} trainable)",
+            f"- MACs: {t['macs']:,}",
+            f"- FLOPs: {t['flops']:,} ({self.convention})",
+            f"- activation memory: {t['activation_bytes']:,} bytes",
+            f"- totals partial: {t['partial']}",
+            "",
+            f"## Top {top} layers by FLOPs",
+            "",
+            _markdown_table(self.top(top)[["type", "output_shape", "macs", "flops", "params"]]),
+        ]
+        return "\n".join(lines) + "\n"
+
+    def _repr_html_(self) -> str:
+        head = "".join(
+            f"<tr><th>{k}</th><td>{v:,}</td></tr>" if isinstance(v, int) and not isinstance(v, bool)
+            else f"<tr><th>{k}</th><td>{v}</td></tr>"
+            for k, v in self.totals.items()
+        )
+        return f"<table>{head}</table>" + self.top(10).to_html()
+
+    # -- plots ----------------------------------------------------------------------------
+    def plot_cost(self, k: int = 10, by: str = "flops", ax=None):
+        """Bar chart of ``by`` per node in graph order, the top ``k`` highlighted."""
+        plt = _pyplot()
+        ax = ax or plt.subplots(figsize=(12, 4))[1]
+        values = self.layers[by].to_numpy()
+        top = set(self.top(k, by).index)
+        colours = ["tab:red" if n in top else "tab:blue" for n in self.layers.index]
+        ax.bar(range(len(values)), values, color=colours, width=1.0)
+        ax.set_xlabel("node (graph order)")
+        ax.set_ylabel(by)
+        ax.set_title(f"{by} per node; top {k} in red")
+        return ax
+
+    def plot_receptive_field(self, ax=None):
+        """Receptive-field size and stride (first axis) through the network, in graph order."""
+        plt = _pyplot()
+        ax = ax or plt.subplots(figsize=(12, 4))[1]
+        size_cols = [c for c in self.layers.columns if c.startswith("rf_size_")]
+        stride_cols = [c for c in self.layers.columns if c.startswith("rf_stride_")]
+        if not size_cols:
+            raise ValueError("no receptive-field columns: the model has no spatial input")
+        positions = range(len(self.layers))
+        ax.plot(positions, self.layers[size_cols[-1]].astype(float), label="size")
+        ax.plot(positions, self.layers[stride_cols[-1]].astype(float), label="stride")
+        ax.set_yscale("log")
+        ax.set_xlabel("node (graph order)")
+        ax.set_ylabel("input pixels")
+        ax.set_title("Receptive field growth")
+        ax.legend()
+        return ax
+
+
+def _pyplot():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "Plots need matplotlib: pip install 'modelstats[plot]'"
+        ) from exc
+    return plt
+
+
+def _markdown_table(frame: pd.DataFrame) -> str:
+    columns = [frame.index.name or "node", *frame.columns]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for index, row in frame.iterrows():
+        cells = [str(index)] + [
+            f"{v:,}" if isinstance(v, int) else str(v) for v in row.tolist()
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def analyze(
+    model: Any,
+    *,
+    input_shape: Any = None,
+    batch_size: int = 1,
+    strict: bool = False,
+    input: Optional[str] = None,
+    convention: Optional[str] = None,
+    expand_nested: bool = True,
+    **options: bool,
+) -> Report:
+    """Receptive fields and costs of every node, joined, with totals.
+
+    Parameters are those of :func:`count_flops` and :func:`receptive_field`.
+
+    Returns
+    -------
+    Report
+        ``report.layers`` (one row per node), ``report.totals``, ``report.top(k)``,
+        ``report.receptive_field(layer)``, exports and plots.
+
+    Examples
+    --------
+    >>> import keras, modelstats
+    >>> x = keras.Input((16, 16, 3))
+    >>> y = keras.layers.Conv2D(8, 3, padding="same", name="conv")(x)
+    >>> y = keras.layers.MaxPooling2D(name="pool")(y)
+    >>> report = modelstats.analyze(keras.Model(x, y))
+    >>> report.totals["macs"]  # 16*16 * 3*3 * 3 * 8
+    55296
+    >>> report.receptive_field("pool").size
+    (4, 4)
+    """
+    graph = _graph(model, input_shape, expand_nested)
+    costs = count_flops(graph, batch_size=batch_size, strict=strict, convention=convention,
+                        **options)
+    try:
+        propagation = propagate(graph, input, strict=strict)
+    except Exception as exc:  # no spatial input: report costs only
+        from modelstats.errors import MisalignedMergeError
+
+        if isinstance(exc, MisalignedMergeError) or input is not None:
+            raise
+        propagation = None
+    if propagation is not None:
+        fields = pd.DataFrame(_field_rows(propagation, graph.nodes)).set_index("node")
+        table = costs.join(fields)
+    else:
+        table = costs
+    totals = {
+        "params": int(table["params"].sum()),
+        "trainable_params": int(table["trainable_params"].sum()),
+        "macs": int(table["macs"].sum()),
+        "flops": int(table["flops"].sum()),
+        "activations": int(table["activations"].sum()),
+        "activation_bytes": int(table["activation_bytes"].sum()),
+        "partial": bool(costs.attrs["partial"]),
+        "unsupported": sorted(set(table.loc[table["status"] == "unsupported", "type"])),
+        "batch_size": batch_size,
+    }
+    return Report(table, totals, costs.attrs["convention"], graph, propagation)
