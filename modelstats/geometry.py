@@ -54,15 +54,27 @@ class AxisMap:
     def period(self) -> int:
         return self.slope.denominator
 
-    def interval(self, a: int, b: int) -> tuple[int, int]:
-        """Bounding input interval of the output units ``a..b``.
+    def taps(self, o: int) -> list[int]:
+        """Input positions that output unit ``o`` really reads (holes of dilation excluded)."""
+        unit = self.unit(o)
+        return [] if unit is None else list(range(unit[0], unit[1] + 1))
 
-        lo(o + P) = lo(o) + P*slope for the period P, so the minimum lies in the first period
-        and the maximum in the last one.
+    def interval(self, a: int, b: int, extent: Optional[int] = None) -> Optional[tuple[int, int]]:
+        """Bounding input interval of the output units ``a..b`` (None if they read nothing,
+        as between the taps of a transposed conv whose stride exceeds its kernel).
+
+        With ``extent`` (the input map's size) only positions inside the map count: padding
+        is not a pixel. Without it, lo(o + P) = lo(o) + P*slope for the period P, so the
+        minimum lies in the first period and the maximum in the last one.
         """
+        if extent is not None:
+            read = [t for o in range(a, b + 1) for t in self.taps(o) if 0 <= t < extent]
+            return (min(read), max(read)) if read else None
         period = self.period
         los = [u[0] for o in range(a, min(b, a + period - 1) + 1) if (u := self.unit(o))]
         his = [u[1] for o in range(max(a, b - period + 1), b + 1) if (u := self.unit(o))]
+        if not los or not his:
+            return None
         return min(los), max(his)
 
     def envelope(self) -> tuple[Fraction, Fraction, Optional[Fraction]]:
@@ -99,6 +111,23 @@ class Window(AxisMap):
         start = o * self.stride - self.pad_left
         return start, start + effective_kernel(self.kernel, self.dilation) - 1
 
+    def interval(self, a, b, extent=None):
+        if extent is None:
+            return self.unit(a)[0], self.unit(b)[1]
+        # Closed form per kernel tap m: positions o*s - q + m*d for o in a..b, inside the map.
+        lows, highs = [], []
+        s, q, d = self.stride, self.pad_left, self.dilation
+        if q is None:
+            raise ValueError("padding is unknown: give the input size")
+        for m in range(self.kernel):
+            offset = m * d - q
+            first = max(a, math.ceil(-offset / s)) if offset < 0 else a
+            last = min(b, (extent - 1 - offset) // s)
+            if first <= last:
+                lows.append(first * s + offset)
+                highs.append(last * s + offset)
+        return (min(lows), max(highs)) if lows else None
+
     def envelope(self):
         q = None if self.pad_left is None else Fraction(self.pad_left)
         return Fraction(effective_kernel(self.kernel, self.dilation)), Fraction(self.stride), q
@@ -133,6 +162,13 @@ class Transposed(AxisMap):
             if (o + self.pad_left - m * self.dilation) % self.stride == 0
         ]
         return (min(sources), max(sources)) if sources else None
+
+    def taps(self, o):
+        return sorted({
+            (o + self.pad_left - m * self.dilation) // self.stride
+            for m in range(self.kernel)
+            if (o + self.pad_left - m * self.dilation) % self.stride == 0
+        })
 
     def envelope(self):
         k_eff = effective_kernel(self.kernel, self.dilation)

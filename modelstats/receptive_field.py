@@ -112,15 +112,19 @@ class ReceptiveField:
             for u, r, j, p in zip(position, self.size, self.stride, self.padding)
         )
 
-    def box(self, position) -> tuple[tuple[int, int], ...]:
+    def box(self, position, *, clip: bool = False) -> Optional[tuple[tuple[int, int], ...]]:
         """Exact input pixel interval ``(first, last)`` per axis seen by the unit at ``position``.
 
         Computed by walking index intervals backwards through the layers, so it is exact also
-        where strides are fractional. The box may extend outside the image (padding).
+        where strides are fractional. By default the box is the geometric field and may extend
+        outside the image (into padding). With ``clip=True`` every intermediate map's extent
+        is applied on the way, giving exactly the input pixels the unit depends on. None when
+        the unit reads no input pixel at all (e.g. between the taps of a sparse transposed
+        conv, or a position that is pure padding).
         """
         self._require_spatial()
         position = _as_position(position, len(self.size))
-        return self._propagation.box(self.node, position)
+        return self._propagation.box(self.node, position, clip=clip)
 
 
 def _as_position(position, n_axes: int) -> tuple[int, ...]:
@@ -244,7 +248,11 @@ class Propagation:
                       any(s.global_context for s in spatial), note)
 
     # -- backward --------------------------------------------------------------------------
-    def box(self, node_id: str, position: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
+    def _extent(self, node_id: str, output_index: int) -> tuple:
+        shape = self.graph.nodes[node_id]["output_shapes"][output_index]
+        return tuple(shape[:-1])
+
+    def box(self, node_id: str, position: tuple[int, ...], clip: bool = False) -> Optional[tuple]:
         demand: dict[str, list[tuple[int, int]]] = {node_id: [(u, u) for u in position]}
         pending = sorted(nx.ancestors(self.graph, node_id) | {node_id},
                          key=self.order.__getitem__, reverse=True)
@@ -255,22 +263,31 @@ class Propagation:
                 return tuple(demand[current])
             state = self.states[current]
             intervals = demand.pop(current)
-            if state.geometry is not None and state.geometry.kind == "window":
+            windowed = state.geometry is not None and state.geometry.kind == "window"
+            for src, index in self.graph.nodes[current]["inputs"]:
+                if self.states[src].status != SPATIAL:
+                    continue  # global context and unrelated inputs have no position
+                extents = self._extent(src, index) if clip else (None,) * len(intervals)
                 try:
-                    intervals = [axis.interval(a, b)
-                                 for (a, b), axis in zip(intervals, state.geometry.axes)]
+                    if windowed:
+                        wanted = [axis.interval(a, b, n) for (a, b), axis, n
+                                  in zip(intervals, state.geometry.axes, extents)]
+                    else:
+                        wanted = [(a, b) if n is None else _clip(a, b, n)
+                                  for (a, b), n in zip(intervals, extents)]
                 except ValueError as exc:
                     raise ModelStatsError(
                         f"Cannot locate fields through '{current}': {exc}. Pass input_shape."
                     ) from None
-            for src, _ in self.graph.nodes[current]["inputs"]:
-                if self.states[src].status != SPATIAL:
-                    continue  # global context and unrelated inputs have no position
+                if any(w is None for w in wanted):
+                    continue  # along this path these units read nothing (padding, gaps)
                 if src in demand:
                     demand[src] = [(min(a, c), max(b, d))
-                                   for (a, b), (c, d) in zip(demand[src], intervals)]
+                                   for (a, b), (c, d) in zip(demand[src], wanted)]
                 else:
-                    demand[src] = list(intervals)
+                    demand[src] = wanted
+        if self.input_node in pending:
+            return None
         raise ModelStatsError(f"Node '{node_id}' does not depend on input '{self.input_node}'.")
 
     # -- results ---------------------------------------------------------------------------
@@ -287,6 +304,11 @@ class Propagation:
             tuple(_plain(v) for v in state.padding),
             state.aligned, state.global_context, state.note, self,
         )
+
+
+def _clip(a: int, b: int, n: int) -> Optional[tuple[int, int]]:
+    a, b = max(a, 0), min(b, n - 1)
+    return (a, b) if a <= b else None
 
 
 def choose_input(graph: nx.DiGraph, requested: Optional[str] = None) -> str:
