@@ -111,6 +111,10 @@ class Window(AxisMap):
         start = o * self.stride - self.pad_left
         return start, start + effective_kernel(self.kernel, self.dilation) - 1
 
+    def taps(self, o):
+        start = self.unit(o)[0]
+        return [start + m * self.dilation for m in range(self.kernel)]
+
     def interval(self, a, b, extent=None):
         if extent is None:
             return self.unit(a)[0], self.unit(b)[1]
@@ -188,7 +192,7 @@ class Resample(AxisMap):
     ``tf.image.resize``). With ``x = (o + 1/2) * n_in/n_out - 1/2`` and a kernel of radius a
     (bilinear 1, bicubic 2, lanczos3 3, lanczos5 5), unit ``o`` reads the integer positions
     strictly closer than a to x; ``nearest`` reads ``floor((o + 1/2) * n_in/n_out)``.
-    Reads are clamped to the map, as TensorFlow does.
+    The field is unclamped; ``taps`` clamps reads to the map, as TensorFlow does.
 
     >>> Resample(4, 8, "bilinear").unit(3)  # x = 3.5/2 - 0.5 = 1.25
     (1, 2)
@@ -202,7 +206,8 @@ class Resample(AxisMap):
     def slope(self) -> Fraction:
         return Fraction(self.n_in, self.n_out)
 
-    def _raw(self, o):
+    def unit(self, o):
+        # Unclamped: the geometric field, consistent with the affine envelope.
         if self.interpolation == "nearest":
             x = math.floor((o + Fraction(1, 2)) * self.slope)
             return x, x
@@ -210,16 +215,10 @@ class Resample(AxisMap):
         radius = RESAMPLE_RADIUS[self.interpolation]
         return math.floor(x - radius) + 1, math.ceil(x + radius) - 1
 
-    def unit(self, o):
-        lo, hi = self._raw(o)
-        return min(max(lo, 0), self.n_in - 1), min(max(hi, 0), self.n_in - 1)
-
-    def envelope(self):
-        slope = self.slope
-        units = [(o, self._raw(o)) for o in range(self.period)]
-        q = max(o * slope - lo for o, (lo, _) in units)
-        reach = max(hi - o * slope for o, (_, hi) in units)
-        return reach + q + 1, slope, q
+    def taps(self, o):
+        # What TensorFlow really reads: positions past the border are clamped to the edge.
+        lo, hi = self.unit(o)
+        return sorted({min(max(t, 0), self.n_in - 1) for t in range(lo, hi + 1)})
 
 
 @dataclass(frozen=True)

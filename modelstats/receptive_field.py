@@ -253,39 +253,46 @@ class Propagation:
         return tuple(shape[:-1])
 
     def box(self, node_id: str, position: tuple[int, ...], clip: bool = False) -> Optional[tuple]:
-        demand: dict[str, list[tuple[int, int]]] = {node_id: [(u, u) for u in position]}
+        """Walk demands backwards from one unit to the input. Unclipped, a demand is an
+        interval per axis (all maps are monotone, so endpoints map to endpoints); clipped, it
+        is the exact set of positions per axis, because strides leave holes that a map's
+        border can cut (the geometry is separable, so axes stay independent)."""
+        demand: dict[str, list] = {node_id: [{u} if clip else (u, u) for u in position]}
         pending = sorted(nx.ancestors(self.graph, node_id) | {node_id},
                          key=self.order.__getitem__, reverse=True)
         for current in pending:
             if current not in demand:
                 continue
             if current == self.input_node:
-                return tuple(demand[current])
+                found = demand[current]
+                return tuple((min(a), max(a)) for a in found) if clip else tuple(found)
             state = self.states[current]
-            intervals = demand.pop(current)
+            wanted_here = demand.pop(current)
             windowed = state.geometry is not None and state.geometry.kind == "window"
+            axes = state.geometry.axes if windowed else (None,) * len(wanted_here)
             for src, index in self.graph.nodes[current]["inputs"]:
                 if self.states[src].status != SPATIAL:
                     continue  # global context and unrelated inputs have no position
-                extents = self._extent(src, index) if clip else (None,) * len(intervals)
                 try:
-                    if windowed:
-                        wanted = [axis.interval(a, b, n) for (a, b), axis, n
-                                  in zip(intervals, state.geometry.axes, extents)]
+                    if clip:
+                        wanted = [_read_positions(want, axis, n) for want, axis, n
+                                  in zip(wanted_here, axes, self._extent(src, index))]
                     else:
-                        wanted = [(a, b) if n is None else _clip(a, b, n)
-                                  for (a, b), n in zip(intervals, extents)]
+                        wanted = [want if axis is None else axis.interval(*want)
+                                  for want, axis in zip(wanted_here, axes)]
                 except ValueError as exc:
                     raise ModelStatsError(
                         f"Cannot locate fields through '{current}': {exc}. Pass input_shape."
                     ) from None
-                if any(w is None for w in wanted):
+                if any(not w for w in wanted):
                     continue  # along this path these units read nothing (padding, gaps)
-                if src in demand:
+                if src not in demand:
+                    demand[src] = wanted
+                elif clip:
+                    demand[src] = [a | b for a, b in zip(demand[src], wanted)]
+                else:
                     demand[src] = [(min(a, c), max(b, d))
                                    for (a, b), (c, d) in zip(demand[src], wanted)]
-                else:
-                    demand[src] = wanted
         if self.input_node in pending:
             return None
         raise ModelStatsError(f"Node '{node_id}' does not depend on input '{self.input_node}'.")
@@ -306,9 +313,12 @@ class Propagation:
         )
 
 
-def _clip(a: int, b: int, n: int) -> Optional[tuple[int, int]]:
-    a, b = max(a, 0), min(b, n - 1)
-    return (a, b) if a <= b else None
+def _read_positions(positions: set, axis, extent: Optional[int]) -> set:
+    """Positions of the input map read by a set of output positions (inside the map)."""
+    read = positions if axis is None else {t for o in positions for t in axis.taps(o)}
+    if extent is None:
+        return set(read)
+    return {t for t in read if 0 <= t < extent}
 
 
 def choose_input(graph: nx.DiGraph, requested: Optional[str] = None) -> str:
