@@ -191,12 +191,12 @@ def to_networkx(
     Examples
     --------
     >>> import keras, modelstats
-    >>> inputs = keras.Input((32, 32, 3))
+    >>> inputs = keras.Input((32, 32, 3), name="image")
     >>> x = keras.layers.Conv2D(8, 3, name="conv")(inputs)
     >>> model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D(name="gap")(x))
     >>> g = modelstats.to_networkx(model)
     >>> list(g.nodes)
-    ['input_layer', 'conv', 'gap']
+    ['image', 'conv', 'gap']
     >>> g.nodes["conv"]["output_shapes"], g.nodes["conv"]["params"]
     ([(30, 30, 8)], 224)
     """

@@ -1,0 +1,82 @@
+"""analyze(), Report exports, and the worked example end to end."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import pathlib
+
+import pandas as pd
+import pytest
+
+import modelstats
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+PUBLISHED_TOP10 = [  # seed README: the original study's top 10 by FLOPs
+    ("Conv_1", 40_140_800), ("block_1_expand", 38_535_168), ("block_16_project", 30_105_600),
+    ("Conv1", 21_676_032), ("block_2_expand", 21_676_032), ("block_2_project", 21_676_032),
+    ("block_3_expand", 21_676_032), ("block_11_expand", 21_676_032),
+    ("block_11_project", 21_676_032), ("block_12_expand", 21_676_032),
+]
+
+
+@pytest.fixture(scope="session")
+def report(classifier):
+    return modelstats.analyze(classifier)
+
+
+def test_totals_and_top(report):
+    assert report.totals["params"] == 2_270_794 and report.totals["trainable_params"] == 12_810
+    assert report.totals["partial"] is False
+    top = report.top(10)
+    assert [(n.split("/")[-1], int(f)) for n, f in top["flops"].items()] == PUBLISHED_TOP10
+
+
+def test_top_is_stable_on_ties(report):
+    ties = report.top(len(report.layers))
+    tied = ties[ties["flops"] == 21_676_032].index.tolist()
+    assert tied == [n for n in report.layers.index if n in set(tied)]  # graph order kept
+
+
+def test_receptive_field_columns_joined(report):
+    row = report.layers.loc["mobilenetv2_1.00_224/out_relu"]
+    assert (row["rf_size_y"], row["rf_stride_x"], row["rf_padding_x"]) == (491, 32, 214)
+    assert report.receptive_field("out_relu").size == (491, 491)
+
+
+def test_csv_and_json_round_trip(report):
+    frame = pd.read_csv(io.StringIO(report.to_csv()), index_col="node")
+    assert frame["flops"].sum() == report.totals["flops"]
+    assert list(frame.index) == list(report.layers.index)
+    data = json.loads(report.to_json())
+    assert data["totals"]["macs"] == report.totals["macs"]
+    assert sum(r["flops"] for r in data["layers"]) == report.totals["flops"]
+    assert "Conv_1" in report.to_markdown() and "<table>" in report._repr_html_()
+
+
+def load_example():
+    spec = importlib.util.spec_from_file_location("mobilenet_report",
+                                                  ROOT / "examples" / "mobilenet_report.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_worked_example_end_to_end(tmp_path, capsys):
+    example = load_example()
+    assert example.main(["--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "2,270,794" in printed and "12,810 trainable" in printed
+    assert "size 491 x 491 px, stride 32 x 32, effective padding 214 x 214" in printed
+    top_lines = printed.split("Top 10 layers by FLOPs:")[1].strip().splitlines()[:10]
+    assert [(line.split()[0], int(line.split()[2].replace(",", ""))) for line in top_lines] == (
+        PUBLISHED_TOP10)
+    for name in ("layers.csv", "report.md", "report.json", "cost_per_layer.png",
+                 "receptive_field.png", "published_vs_exact.csv"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert json.loads((tmp_path / "report.json").read_text())["totals"]["params"] == 2_270_794
+    diff = pd.read_csv(tmp_path / "published_vs_exact.csv").set_index("layer")
+    # the known defect: strided depthwise counted from input/stride (56.5 positions per axis)
+    assert diff.loc["block_1_depthwise", "published"] == 5_516_208
+    assert diff.loc["block_1_depthwise", "exact"] == 2 * 2_709_504
