@@ -91,6 +91,18 @@ def window_axes(layer, spatial_in: tuple, kernel, strides, dilation, padding: st
     return tuple(axes)
 
 
+def window_geometry(layer, input_shape: tuple, kernel, strides, dilation, padding: str):
+    """Geometry of a conv or pooling layer from its (possibly scalar) hyper-parameters."""
+    from modelstats.geometry import Geometry
+
+    spatial_in, _ = split_channels(layer, input_shape)
+    rank = len(spatial_in)
+    return Geometry("window", window_axes(
+        layer, spatial_in, as_tuple(kernel, rank), as_tuple(strides, rank),
+        as_tuple(dilation, rank), padding,
+    ))
+
+
 def elementwise(per_element: int = 1, of: str = "output") -> Callable:
     """Cost rule factory: ``per_element`` FLOPs for every output (or input) element."""
 

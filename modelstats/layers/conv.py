@@ -12,7 +12,12 @@ from modelstats.formulas import (
     transposed_conv_macs,
 )
 from modelstats.geometry import Geometry, Transposed
-from modelstats.layers._common import activation_cost, as_tuple, split_channels, window_axes
+from modelstats.layers._common import (
+    activation_cost,
+    as_tuple,
+    split_channels,
+    window_geometry,
+)
 from modelstats.registry import Cost, register_layer
 
 L = keras.layers
@@ -53,15 +58,8 @@ def transposed_cost(layer, input_shapes, output_shapes) -> Cost:
 
 
 def conv_geometry(layer, input_shapes, output_shapes) -> Geometry:
-    spatial_in, _ = split_channels(layer, input_shapes[0])
-    rank = len(spatial_in)
-    return Geometry(
-        "window",
-        window_axes(
-            layer, spatial_in, as_tuple(layer.kernel_size, rank), as_tuple(layer.strides, rank),
-            as_tuple(layer.dilation_rate, rank), layer.padding,
-        ),
-    )
+    return window_geometry(layer, input_shapes[0], layer.kernel_size, layer.strides,
+                           layer.dilation_rate, layer.padding)
 
 
 def transposed_geometry(layer, input_shapes, output_shapes) -> Geometry:

@@ -6,7 +6,7 @@ import keras
 
 from modelstats.formulas import numel
 from modelstats.geometry import GLOBAL, Adaptive, Geometry, Resample, Transposed
-from modelstats.layers._common import as_tuple, split_channels, window_axes
+from modelstats.layers._common import as_tuple, split_channels, window_geometry
 from modelstats.registry import Cost, register_layer
 
 L = keras.layers
@@ -24,15 +24,8 @@ def pool_cost(layer, input_shapes, output_shapes) -> Cost:
 
 
 def pool_geometry(layer, input_shapes, output_shapes) -> Geometry:
-    spatial_in, _ = split_channels(layer, input_shapes[0])
-    rank = len(spatial_in)
-    return Geometry(
-        "window",
-        window_axes(
-            layer, spatial_in, as_tuple(layer.pool_size, rank), as_tuple(layer.strides, rank),
-            (1,) * rank, layer.padding,
-        ),
-    )
+    return window_geometry(layer, input_shapes[0], layer.pool_size, layer.strides, 1,
+                           layer.padding)
 
 
 def global_pool_cost(layer, input_shapes, output_shapes) -> Cost:
