@@ -81,9 +81,6 @@ def resizing_geometry(layer, input_shapes, output_shapes) -> Geometry:
         return Geometry("breaks", note="resizing with crop/pad to aspect ratio")
     if None in spatial_in:
         return Geometry("window", (), note="resizing from an unknown size")
-    if layer.interpolation == "nearest":
-        return Geometry("window", tuple(Resample(n, m, "nearest")
-                                        for n, m in zip(spatial_in, spatial_out)))
     return Geometry("window", tuple(Resample(n, m, layer.interpolation)
                                     for n, m in zip(spatial_in, spatial_out)))
 
