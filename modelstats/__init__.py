@@ -1,45 +1,75 @@
 """modelstats: exact receptive fields and per-layer costs of Keras models, from shapes alone.
 
+Names are imported on first use, so ``import modelstats`` (and its pure-math modules
+``formulas`` and ``geometry``) does not start TensorFlow until something needs Keras.
+
 >>> import modelstats
 >>> {"to_networkx", "receptive_field", "count_flops", "analyze"} <= set(modelstats.__all__)
 True
 """
 
-from modelstats import formulas, geometry
-from modelstats.cost import Convention, UnsupportedLayerWarning
-from modelstats.errors import (
-    MisalignedMergeError,
-    ModelStatsError,
-    NotAGraphModelError,
-    ShapeError,
-    UnsupportedLayerError,
-)
-from modelstats.graph import to_networkx
-from modelstats.receptive_field import MisalignedMergeWarning, ReceptiveField
-from modelstats.registry import ZERO, Cost, register_layer, supported_layers
-from modelstats.report import Report, analyze, count_flops, receptive_field
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "to_networkx",
-    "receptive_field",
-    "count_flops",
-    "analyze",
-    "Report",
-    "ReceptiveField",
-    "Convention",
-    "Cost",
-    "ZERO",
-    "register_layer",
-    "supported_layers",
-    "formulas",
-    "geometry",
-    "ModelStatsError",
-    "NotAGraphModelError",
-    "ShapeError",
-    "UnsupportedLayerError",
-    "MisalignedMergeError",
-    "UnsupportedLayerWarning",
-    "MisalignedMergeWarning",
-]
+# public name -> module defining it
+_EXPORTS = {
+    "to_networkx": "modelstats.graph",
+    "receptive_field": "modelstats.report",
+    "count_flops": "modelstats.report",
+    "analyze": "modelstats.report",
+    "load_model": "modelstats.loading",
+    "Report": "modelstats.report",
+    "ReceptiveField": "modelstats.propagation",
+    "Convention": "modelstats.cost",
+    "Cost": "modelstats.registry",
+    "ZERO": "modelstats.registry",
+    "register_layer": "modelstats.registry",
+    "supported_layers": "modelstats.registry",
+    "ModelStatsError": "modelstats.errors",
+    "NotAGraphModelError": "modelstats.errors",
+    "ShapeError": "modelstats.errors",
+    "UnsupportedLayerError": "modelstats.errors",
+    "MisalignedMergeError": "modelstats.errors",
+    "ModelLoadError": "modelstats.errors",
+    "UnsupportedLayerWarning": "modelstats.cost",
+    "MisalignedMergeWarning": "modelstats.propagation",
+}
+_SUBMODULES = ("formulas", "geometry", "evaluation")
+
+__all__ = [*_EXPORTS, "formulas", "geometry"]
+
+if TYPE_CHECKING:  # pragma: no cover - static analysers see the eager imports
+    from modelstats import formulas, geometry
+    from modelstats.cost import Convention, UnsupportedLayerWarning
+    from modelstats.errors import (
+        MisalignedMergeError,
+        ModelLoadError,
+        ModelStatsError,
+        NotAGraphModelError,
+        ShapeError,
+        UnsupportedLayerError,
+    )
+    from modelstats.graph import to_networkx
+    from modelstats.loading import load_model
+    from modelstats.propagation import MisalignedMergeWarning, ReceptiveField
+    from modelstats.registry import ZERO, Cost, register_layer, supported_layers
+    from modelstats.report import Report, analyze, count_flops, receptive_field
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        value: Any = importlib.import_module(f"modelstats.{name}")
+    elif name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    else:
+        raise AttributeError(f"module 'modelstats' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

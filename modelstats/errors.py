@@ -11,6 +11,7 @@ __all__ = [
     "ShapeError",
     "UnsupportedLayerError",
     "MisalignedMergeError",
+    "ModelLoadError",
 ]
 
 
@@ -32,3 +33,7 @@ class UnsupportedLayerError(ModelStatsError):
 
 class MisalignedMergeError(ModelStatsError):
     """``strict=True`` and a merge joins paths whose receptive fields are not aligned."""
+
+
+class ModelLoadError(ModelStatsError):
+    """A model file or application name could not be loaded; the message is one line."""

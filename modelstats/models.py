@@ -61,7 +61,8 @@ def clothing_classifier(
     x = inputs
     if augment:
         x = keras.Sequential(
-            [keras.layers.RandomFlip("horizontal"), keras.layers.RandomRotation(0.2)],
+            [keras.layers.RandomFlip("horizontal", name="random_flip"),
+             keras.layers.RandomRotation(0.2, name="random_rotation")],
             name="augmentation",
         )(x)
     x = keras.applications.mobilenet_v2.preprocess_input(x)

@@ -13,7 +13,7 @@ import pandas as pd
 from modelstats import layers as _layers  # noqa: F401 - registers the built-in rules
 from modelstats.cost import Convention, node_costs
 from modelstats.graph import to_networkx
-from modelstats.receptive_field import ReceptiveField, axis_names, propagate
+from modelstats.propagation import ReceptiveField, axis_names, propagate
 
 __all__ = ["receptive_field", "count_flops", "analyze", "Report"]
 

@@ -107,6 +107,35 @@ def test_every_public_keras_layer_has_a_rule(keras):
         assert cost_rule(getattr(keras.layers, name)) is None
 
 
+def test_every_layer_keras_applications_define_has_a_rule(keras):
+    """Application-private layers (ConvNeXt's LayerScale, ...) must not leave an application partial."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import keras.src.applications as apps
+
+    private = set()
+    for info in pkgutil.iter_modules(apps.__path__):
+        module = importlib.import_module(f"keras.src.applications.{info.name}")
+        private |= {
+            cls for _, cls in inspect.getmembers(module, inspect.isclass)
+            if issubclass(cls, keras.layers.Layer) and cls.__module__ == module.__name__
+        }
+    assert {c.__name__ for c in private} >= {"LayerScale", "StochasticDepth", "CustomScaleLayer"}
+    missing = [c.__name__ for c in private if cost_rule(c) is None or geometry_rule(c) is None]
+    assert missing == []
+
+
+def test_convnext_layer_scale_cost(keras):
+    from keras.src.applications.convnext import LayerScale
+
+    x = keras.Input((7, 7, 96))
+    model = keras.Model(x, LayerScale(1e-6, 96, name="scale")(x))
+    row = modelstats.count_flops(model).loc["scale"]
+    assert (row["params"], row["macs"], row["flops"], row["status"]) == (96, 0, 7 * 7 * 96, "counted")
+
+
 def test_supported_layers_lists_coverage():
     rows = {row.name: row for row in modelstats.supported_layers()}
     assert rows["Conv2D"].cost == "counted" and rows["Conv2D"].geometry == "rule"

@@ -4,6 +4,7 @@ Importing this package registers every rule; modelstats imports it on first use.
 """
 
 from modelstats.layers import (  # noqa: F401 - imported for their registrations
+    applications,
     attention,
     conv,
     core,

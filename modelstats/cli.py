@@ -1,0 +1,256 @@
+"""``modelstats MODEL``: receptive fields and per-layer costs of a saved model or an application.
+
+Every expected failure (missing or corrupted file, Lambda layers in safe mode, unknown application,
+shapes that do not fit, unsupported layers with ``--strict``) prints one line on stderr and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import os
+import sys
+import warnings
+from typing import Optional, Sequence
+
+# Before TensorFlow is imported: its C++ start-up chatter is noise on a command line.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+EXIT_USAGE = 2
+FORMATS = ("table", "csv", "json", "markdown")
+TABLE_COLUMNS = ("type", "output_shape", "params", "macs", "flops", "rf_size", "rf_stride")
+
+
+def _input_shape(text: str) -> tuple:
+    """``"224,224,3"`` -> ``(224, 224, 3)``; ``None`` or ``?`` leave a dimension unknown."""
+    dims = []
+    for part in text.replace("x", ",").split(","):
+        part = part.strip()
+        if part.lower() in ("none", "?", ""):
+            dims.append(None)
+            continue
+        try:
+            value = int(part)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"'{text}' is not a shape like 224,224,3 (integers, or None for unknown)"
+            ) from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"dimensions must be positive, got {value} in '{text}'")
+        dims.append(value)
+    return tuple(dims)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="modelstats",
+        description="Exact receptive fields, MACs, FLOPs, parameters and activation memory per "
+                    "layer of a Keras model.",
+        epilog="examples:\n  modelstats MobileNetV2 --top 10\n"
+               "  modelstats model.keras --input-shape 224,224,3 --format csv --output layers.csv",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("model", metavar="MODEL",
+                        help="a .keras / .h5 file, or a keras.applications name such as "
+                             "MobileNetV2 (built with weights=None)")
+    parser.add_argument("--input-shape", type=_input_shape, action="append", metavar="H,W,C",
+                        help="input shape without the batch dimension; repeat once per input "
+                             "for multi-input models")
+    parser.add_argument("--batch-size", type=int, default=1, help="batch size for costs (default 1)")
+    parser.add_argument("--top", type=int, metavar="K",
+                        help="only the K most expensive layers (default: every layer, in graph "
+                             "order)")
+    parser.add_argument("--by", default="flops",
+                        choices=("flops", "macs", "params", "activation_bytes"),
+                        help="the cost --top ranks by (default flops)")
+    parser.add_argument("--format", choices=FORMATS, default="table",
+                        help="output format (default table)")
+    parser.add_argument("--output", metavar="FILE", help="write to FILE instead of stdout")
+    parser.add_argument("--convention", choices=("default", "macs_only", "folded"),
+                        default="default", help="what counts as a FLOP (see docs/conventions.md)")
+    parser.add_argument("--no-expand-nested", action="store_true",
+                        help="keep nested models as single nodes")
+    parser.add_argument("--strict", action="store_true",
+                        help="fail on unsupported layers and misaligned merges")
+    parser.add_argument("--unsafe", action="store_true",
+                        help="allow loading files with Lambda layers (runs their code: only for "
+                             "files you trust)")
+    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                        help="import MODULE first (registers custom layers and their rules)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="keep TensorFlow's native log messages on stderr")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    return parser
+
+
+def _version() -> str:
+    from modelstats import __version__
+
+    return __version__
+
+
+def _fmt(value) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
+
+
+def _per_axis(row, quantity: str, axes: Sequence[str]) -> str:
+    values = [_fmt(row[f"rf_{quantity}_{a}"]) for a in axes]
+    return "-" if all(v == "-" for v in values) else "x".join(values)
+
+
+def _render_table(report, rows) -> str:
+    """A plain-text summary: totals, the receptive field of the last feature map, the rows."""
+    t = report.totals
+    lines = [f"{report.graph.graph.get('name', 'model')}: {len(report.layers)} nodes"]
+    lines.append(f"  parameters   {t['params']:>16,}  ({t['trainable_params']:,} trainable)")
+    lines.append(f"  MACs         {t['macs']:>16,}  (batch {t['batch_size']})")
+    lines.append(f"  FLOPs        {t['flops']:>16,}  ({report.convention})")
+    lines.append(f"  activations  {t['activation_bytes']:>16,}  bytes")
+    if t["partial"]:
+        lines.append(f"  PARTIAL totals: no rule for {', '.join(t['unsupported'])}")
+    axes = [c[len("rf_size_"):] for c in report.layers.columns if c.startswith("rf_size_")]
+    if axes:
+        spatial = report.layers.index[report.layers["rf_status"] == "spatial"]
+        if len(spatial):
+            last = report.layers.loc[spatial[-1]]
+            lines.append(
+                f"  receptive field of the last feature map '{spatial[-1]}': "
+                f"{_per_axis(last, 'size', axes)} px, stride {_per_axis(last, 'stride', axes)}, "
+                f"padding {_per_axis(last, 'padding', axes)}"
+            )
+    lines.append("")
+    header = ["node", *TABLE_COLUMNS]
+    body = []
+    for node, row in rows.iterrows():
+        cells = [node, row["type"], str(tuple(row["output_shape"][0])) if row["output_shape"]
+                 else "-", _fmt(row["params"]), _fmt(row["macs"]), _fmt(row["flops"])]
+        if axes:
+            cells += [_per_axis(row, "size", axes), _per_axis(row, "stride", axes)]
+        else:
+            cells += ["-", "-"]
+        if row["status"] == "unsupported":
+            cells[1] += " (unsupported)"
+        body.append(cells)
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+    numeric = {3, 4, 5}
+    for cells in [header, *body]:
+        lines.append("  ".join(c.rjust(w) if i in numeric else c.ljust(w)
+                               for i, (c, w) in enumerate(zip(cells, widths))).rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def _render(report, args) -> str:
+    rows = report.layers if args.top is None else report.top(args.top, by=args.by)
+    if args.format == "table":
+        return _render_table(report, rows)
+    if args.format == "csv":
+        return rows.to_csv()
+    if args.format == "markdown":
+        return report.to_markdown(top=len(rows) if args.top is None else args.top)
+    document = report.to_dict()
+    if args.top is not None:
+        keep = set(rows.index)
+        document["layers"] = [r for r in document["layers"] if r["node"] in keep]
+    import json
+
+    return json.dumps(document, indent=2) + "\n"
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced(enabled: bool = True):
+    """Send file descriptor 2 to /dev/null while TensorFlow starts and runs.
+
+    TensorFlow's C++ runtime writes start-up notices (absl, oneDNN, CUDA probing) straight to
+    fd 2, whatever ``TF_CPP_MIN_LOG_LEVEL`` says; a command whose errors are promised to be one
+    line cannot let them through. Python-level messages are collected and printed afterwards.
+    """
+    if not enabled:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def run(args: argparse.Namespace) -> tuple[str, list[str]]:
+    """Load and analyse; return the rendered text and the warnings to show.
+
+    Raises ``ModelStatsError`` for the caller to turn into one line and exit 2.
+    """
+    import modelstats
+
+    for module in args.imports:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise modelstats.ModelLoadError(f"--import {module}: {_one_line(exc)}") from None
+    shapes = args.input_shape
+    single_shape = shapes[0] if shapes and len(shapes) == 1 else shapes
+    is_file = os.path.exists(args.model) or os.path.splitext(args.model)[1] != ""
+    model = modelstats.load_model(args.model, safe_mode=not args.unsafe,
+                                  input_shape=None if is_file else single_shape)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", modelstats.UnsupportedLayerWarning)
+        warnings.simplefilter("always", modelstats.MisalignedMergeWarning)
+        report = modelstats.analyze(
+            model,
+            input_shape=single_shape if is_file else None,
+            batch_size=args.batch_size,
+            strict=args.strict,
+            convention=args.convention,
+            expand_nested=not args.no_expand_nested,
+        )
+    shown = (modelstats.UnsupportedLayerWarning, modelstats.MisalignedMergeWarning)
+    messages = [_one_line(w.message) for w in caught if issubclass(w.category, shown)]
+    return _render(report, args), messages
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of the ``modelstats`` console script and ``python -m modelstats``."""
+    args = build_parser().parse_args(argv)
+    if args.batch_size < 1 or (args.top is not None and args.top < 1):
+        print("modelstats: error: --batch-size and --top must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    from modelstats.errors import ModelStatsError  # pure Python: TensorFlow is not loaded yet
+
+    try:
+        with _native_stderr_silenced(not args.verbose):
+            text, messages = run(args)
+    except ModelStatsError as exc:
+        print(f"modelstats: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    for message in messages:
+        print(f"modelstats: warning: {message}", file=sys.stderr)
+    if not args.output:
+        sys.stdout.write(text)
+        return 0
+    try:
+        with open(args.output, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        print(f"modelstats: error: cannot write --output: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,21 @@
+"""Layers that keras.applications defines for itself (not in ``keras.layers``).
+
+They sit inside models users analyse every day (ConvNeXt, InceptionResNetV2), so an application
+must never come out partial.
+"""
+
+from __future__ import annotations
+
+from keras.src.applications.convnext import LayerScale, StochasticDepth
+from keras.src.applications.inception_resnet_v2 import CustomScaleLayer
+
+from modelstats.geometry import IDENTITY
+from modelstats.layers._common import elementwise
+from modelstats.registry import ZERO, register_layer
+
+# x * gamma, one multiply per element (gamma is per channel).
+register_layer(LayerScale, cost=elementwise(1), geometry=IDENTITY)
+# Drop-path: the identity at inference, which is what is counted.
+register_layer(StochasticDepth, cost=ZERO, geometry=IDENTITY)
+# inputs[0] + inputs[1] * scale: a multiply and an add per element.
+register_layer(CustomScaleLayer, cost=elementwise(2), geometry=IDENTITY)

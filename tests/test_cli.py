@@ -1,0 +1,215 @@
+"""The ``modelstats`` command line: formats that parse, and one line + exit 2 for every bad input."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from modelstats.cli import main
+
+MARKER_ENV = "MODELSTATS_TEST_LAMBDA_MARKER"
+
+
+# Keras stores a Python lambda's bytecode in the file and runs it when it rebuilds the layer, so
+# this one proves whether loading executed code from the file: it touches the marker file.
+_touch_marker = lambda x: (  # noqa: E731 - only a lambda is serialised as code
+    __import__("pathlib").Path(
+        __import__("os").environ.get("MODELSTATS_TEST_LAMBDA_MARKER", "/dev/null")).touch(),
+    x,
+)[1]
+
+
+def run_cli(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory, keras):
+    """A small model saved as .keras and .h5, a Lambda model, and broken files."""
+    folder = tmp_path_factory.mktemp("cli")
+    x = keras.Input((32, 32, 3), name="image")
+    y = keras.layers.Conv2D(8, 3, strides=2, padding="same", name="conv")(x)
+    y = keras.layers.GlobalAveragePooling2D(name="gap")(y)
+    y = keras.layers.Dense(4, name="dense")(y)
+    model = keras.Model(x, y, name="small")
+    model.save(folder / "small.keras")
+    model.save(folder / "small.h5")
+    model.save_weights(folder / "small.weights.h5")
+
+    z = keras.layers.Lambda(_touch_marker, name="touch")(x)
+    z = keras.layers.Conv2D(2, 3, name="conv")(z)
+    keras.Model(x, z, name="with_lambda").save(folder / "lambda.keras")
+    keras.Model(x, z, name="with_lambda").save(folder / "lambda.h5")
+
+    class Doubler(keras.layers.Layer):  # deliberately not registered with Keras
+        def call(self, inputs):
+            return inputs * 2
+
+    keras.Model(x, Doubler(name="doubler")(x), name="custom").save(folder / "custom.keras")
+
+    payload = (folder / "small.keras").read_bytes()
+    (folder / "truncated.keras").write_bytes(payload[: len(payload) // 2])
+    h5 = (folder / "small.h5").read_bytes()
+    (folder / "truncated.h5").write_bytes(h5[: len(h5) // 3])
+    (folder / "notes.txt").write_text("not a model\n")
+    (folder / "notes.keras").write_text("not a model either\n")
+    (folder / "empty.h5").write_bytes(b"")
+    return folder
+
+
+def one_line_error(code, err):
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("modelstats: error: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize("name", ["small.keras", "small.h5"])
+def test_saved_model_every_format_parses(capsys, saved, name):
+    code, out, err = run_cli(capsys, saved / name)
+    assert code == 0 and err == ""
+    assert "small: 4 nodes" in out
+    # conv: 16*16 output pixels * 3*3*3 kernel * 8 filters = 55,296 MACs
+    assert "55,296" in out
+    assert "receptive field of the last feature map 'conv': 3x3 px, stride 2x2" in out
+
+    code, out, _ = run_cli(capsys, saved / name, "--format", "csv")
+    table = pd.read_csv(io.StringIO(out), index_col="node")
+    assert code == 0 and list(table.index) == ["image", "conv", "gap", "dense"]
+    assert table.loc["conv", "macs"] == 55_296 and table.loc["dense", "params"] == 36
+
+    code, out, _ = run_cli(capsys, saved / name, "--format", "json")
+    document = json.loads(out)
+    assert document["totals"]["params"] == 224 + 36  # conv 3*3*3*8+8, dense 8*4+4
+    assert [row["node"] for row in document["layers"]] == ["image", "conv", "gap", "dense"]
+
+    code, out, _ = run_cli(capsys, saved / name, "--format", "markdown")
+    assert out.startswith("# small") and "| conv | Conv2D |" in out
+
+
+def test_input_shape_replaces_unknown_sizes(capsys, saved, keras, tmp_path):
+    x = keras.Input((None, None, 3), name="picture")
+    y = keras.layers.Conv2D(8, 3, padding="same", name="conv")(x)
+    keras.Model(x, y, name="any_size").save(tmp_path / "any.keras")
+    code, out, _ = run_cli(capsys, tmp_path / "any.keras", "--input-shape", "64,48,3",
+                           "--format", "csv")
+    table = pd.read_csv(io.StringIO(out), index_col="node")
+    assert code == 0 and table.loc["conv", "macs"] == 64 * 48 * 27 * 8
+
+    code, _, err = run_cli(capsys, tmp_path / "any.keras")
+    line = one_line_error(code, err)
+    assert "input_shape" in line and "'picture'" in line
+
+
+def test_application_by_name_top_and_output_file(capsys, tmp_path):
+    target = tmp_path / "top.csv"
+    code, out, err = run_cli(capsys, "mobilenetv2", "--top", "3", "--format", "csv",
+                             "--output", target)
+    assert code == 0 and out == "" and err == ""
+    table = pd.read_csv(target, index_col="node")
+    assert list(table.index) == ["Conv_1", "block_1_expand", "block_16_project"]
+    assert list(table["flops"]) == [40_140_800, 38_535_168, 30_105_600]
+
+
+def test_application_with_input_shape_and_json_top(capsys):
+    code, out, _ = run_cli(capsys, "MobileNetV2", "--input-shape", "96,96,3", "--top", "1",
+                           "--format", "json")
+    document = json.loads(out)
+    assert code == 0 and len(document["layers"]) == 1
+    # Conv_1 at 96 px: 3*3 output pixels * 320 * 1280 = 3,686,400 MACs
+    assert document["layers"][0]["node"] == "Conv_1"
+    assert document["layers"][0]["macs"] == 3 * 3 * 320 * 1280
+
+
+@pytest.mark.parametrize(
+    "target, expected",
+    [
+        ("missing.keras", "no such file"),
+        ("notes.txt", "not a Keras model file"),
+        ("notes.keras", "not a Keras model file"),
+        ("empty.h5", "not a Keras model file"),
+        ("truncated.keras", "truncated or corrupted"),
+        ("truncated.h5", "truncated or corrupted"),
+        ("small.weights.h5", "no model configuration"),
+        (".", "is a directory"),
+    ],
+)
+def test_bad_files_exit_2_with_one_line(capsys, saved, target, expected):
+    code, out, err = run_cli(capsys, saved / target)
+    assert expected in one_line_error(code, err) and out == ""
+
+
+def test_unknown_application_suggests_names(capsys):
+    code, _, err = run_cli(capsys, "MobileNetV9")
+    line = one_line_error(code, err)
+    assert "'MobileNetV9' is neither a model file nor a keras.applications model" in line
+    assert "MobileNetV2" in line
+
+
+def test_unregistered_custom_class_names_the_way_out(capsys, saved):
+    line = one_line_error(*run_cli(capsys, saved / "custom.keras")[::2])
+    assert "custom class 'Doubler'" in line and "--import" in line
+
+
+def test_lambda_h5_is_refused_before_keras_reads_it(capsys, saved, tmp_path, monkeypatch):
+    marker = tmp_path / "lambda-ran"
+    monkeypatch.setenv(MARKER_ENV, str(marker))
+    line = one_line_error(*run_cli(capsys, saved / "lambda.h5")[::2])
+    assert "Lambda layers ['touch']" in line and not marker.exists()
+
+
+def test_lambda_file_is_refused_without_unsafe(capsys, saved, tmp_path, monkeypatch):
+    marker = tmp_path / "lambda-ran"
+    monkeypatch.setenv(MARKER_ENV, str(marker))
+    code, _, err = run_cli(capsys, saved / "lambda.keras")
+    line = one_line_error(code, err)
+    assert "Lambda layers ['touch']" in line and "--unsafe" in line
+    assert not marker.exists()
+
+    # The same file with --unsafe does run the code: the marker shows the check above can fail.
+    code, out, err = run_cli(capsys, saved / "lambda.keras", "--format", "csv")
+    assert code == 2 and not marker.exists()
+    code, out, err = run_cli(capsys, saved / "lambda.keras", "--unsafe", "--format", "csv")
+    assert code == 0 and marker.exists()
+    table = pd.read_csv(io.StringIO(out), index_col="node")
+    assert table.loc["touch", "status"] == "unsupported"
+    assert "no rule for Lambda" in err or "Lambda" in err  # the unsupported-layer warning
+
+
+def test_strict_refuses_unsupported_layers(capsys, saved, monkeypatch, tmp_path):
+    monkeypatch.setenv(MARKER_ENV, str(tmp_path / "marker"))
+    code, _, err = run_cli(capsys, saved / "lambda.keras", "--unsafe", "--strict")
+    assert "Lambda" in one_line_error(code, err)
+
+
+@pytest.mark.parametrize("argv", [["--input-shape", "a,b"], ["--top", "0"],
+                                  ["--format", "xml"], ["--batch-size", "0"]])
+def test_bad_arguments_exit_2(capsys, argv):
+    with pytest.raises(SystemExit) as raised:
+        code = main(["MobileNetV2", *argv])
+        raise SystemExit(code)
+    assert raised.value.code == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_console_entry_points_keep_stderr_to_one_line(saved):
+    """In a real process TensorFlow's native start-up notices must not reach stderr."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"}
+    for command in ([sys.executable, "-m", "modelstats"],):
+        done = subprocess.run([*command, str(saved / "truncated.keras")], env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 2, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+        done = subprocess.run([*command, str(saved / "small.keras"), "--format", "json"], env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0 and done.stderr == "", done.stderr
+        assert json.loads(done.stdout)["totals"]["macs"] == 55_296 + 8 * 4
