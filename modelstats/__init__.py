@@ -37,6 +37,7 @@ _EXPORTS = {
     "ModelLoadError": "modelstats.errors",
     "UnsupportedLayerWarning": "modelstats.cost",
     "MisalignedMergeWarning": "modelstats.propagation",
+    "MultipleSpatialInputsWarning": "modelstats.propagation",
 }
 _SUBMODULES = ("formulas", "geometry", "evaluation")
 
@@ -55,7 +56,11 @@ if TYPE_CHECKING:  # pragma: no cover - static analysers see the eager imports
     )
     from modelstats.graph import to_networkx
     from modelstats.loading import load_model
-    from modelstats.propagation import MisalignedMergeWarning, ReceptiveField
+    from modelstats.propagation import (
+        MisalignedMergeWarning,
+        MultipleSpatialInputsWarning,
+        ReceptiveField,
+    )
     from modelstats.registry import ZERO, Cost, register_layer, supported_layers
     from modelstats.report import Report, analyze, count_flops, receptive_field
 

@@ -91,7 +91,9 @@ def _version() -> str:
 
 
 def _fmt(value) -> str:
-    if value is None or (isinstance(value, float) and value != value):
+    import pandas as pd
+
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
         return "-"
     if isinstance(value, float) and value.is_integer():
         value = int(value)
@@ -209,6 +211,7 @@ def run(args: argparse.Namespace) -> tuple[str, list[str]]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", modelstats.UnsupportedLayerWarning)
         warnings.simplefilter("always", modelstats.MisalignedMergeWarning)
+        warnings.simplefilter("always", modelstats.MultipleSpatialInputsWarning)
         report = modelstats.analyze(
             model,
             input_shape=single_shape if is_file else None,
@@ -217,7 +220,8 @@ def run(args: argparse.Namespace) -> tuple[str, list[str]]:
             convention=args.convention,
             expand_nested=not args.no_expand_nested,
         )
-    shown = (modelstats.UnsupportedLayerWarning, modelstats.MisalignedMergeWarning)
+    shown = (modelstats.UnsupportedLayerWarning, modelstats.MisalignedMergeWarning,
+             modelstats.MultipleSpatialInputsWarning)
     messages = [_one_line(w.message) for w in caught if issubclass(w.category, shown)]
     return _render(report, args), messages
 

@@ -200,6 +200,8 @@ def to_networkx(
     >>> g.nodes["conv"]["output_shapes"], g.nodes["conv"]["params"]
     ([(30, 30, 8)], 224)
     """
+    if input_shape is not None:
+        _check_input_dims(input_shape)
     root, built_here = _graph_of(model, input_shape)
     graph = nx.DiGraph()
     producers: dict[int, tuple[str, int]] = {}  # id(KerasTensor) -> (node id, output index)
@@ -285,7 +287,44 @@ def to_networkx(
     graph.graph["name"] = model.name
     if input_shape is not None and not built_here:
         _reinfer_shapes(graph, input_shape)
+    _check_sizes_positive(graph)
     return graph
+
+
+def _check_input_dims(input_shape: Any) -> None:
+    """Every given dimension is a positive integer or None, before Keras sees it."""
+    if isinstance(input_shape, Mapping):
+        shapes = list(input_shape.values())
+    elif isinstance(input_shape, Sequence) and any(
+        isinstance(s, Sequence) and not isinstance(s, str) for s in input_shape
+    ):
+        shapes = list(input_shape)
+    else:
+        shapes = [input_shape]
+    for shape in shapes:
+        if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence):
+            raise ShapeError(
+                f"input_shape={input_shape!r}: expected a tuple of dimensions without the batch "
+                "dimension, such as (224, 224, 3)."
+            )
+        for dim in shape:
+            integral = hasattr(dim, "__index__") and not isinstance(dim, bool)
+            if dim is not None and (not integral or int(dim) < 1):
+                raise ShapeError(
+                    f"input_shape={input_shape!r}: dimension {dim!r} is not a positive integer "
+                    "(use None for a dimension left unknown)."
+                )
+
+
+def _check_sizes_positive(graph: nx.DiGraph) -> None:
+    """A crop or valid window that leaves nothing is an error at the layer, never a zero count."""
+    for node_id, data in graph.nodes(data=True):
+        for shape in data["output_shapes"]:
+            if any(d is not None and d < 1 for d in shape):
+                raise ShapeError(
+                    f"Layer '{node_id}' ({data['type']}) produces shape {shape}, with a zero or "
+                    "negative dimension: its input is too small for its crop, window or stride."
+                )
 
 
 def _connect_nested_outputs(scope: _Scope, producers: dict[int, tuple[str, int]]) -> None:

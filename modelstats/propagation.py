@@ -18,7 +18,14 @@ from modelstats.errors import MisalignedMergeError, ModelStatsError
 from modelstats.geometry import Geometry, compose
 from modelstats.registry import geometry_rule
 
-__all__ = ["ReceptiveField", "MisalignedMergeWarning", "propagate", "axis_names"]
+__all__ = [
+    "ReceptiveField",
+    "MisalignedMergeWarning",
+    "MultipleSpatialInputsWarning",
+    "propagate",
+    "axis_names",
+    "spatial_inputs",
+]
 
 Number = Union[int, Fraction]
 
@@ -32,6 +39,10 @@ UNRELATED = "unrelated"
 
 class MisalignedMergeWarning(UserWarning):
     """A merge joins paths whose receptive fields are not aligned (stride or centre differ)."""
+
+
+class MultipleSpatialInputsWarning(UserWarning):
+    """``analyze`` measured receptive fields from the first of several image-like inputs."""
 
 
 def axis_names(n_axes: int) -> tuple[str, ...]:
@@ -321,6 +332,11 @@ def _read_positions(positions: set, axis, extent: Optional[int]) -> set:
     return {t for t in read if 0 <= t < extent}
 
 
+def spatial_inputs(graph: nx.DiGraph) -> list[str]:
+    """Model inputs with at least one spatial axis (shape ``(*spatial, channels)``)."""
+    return [n for n in graph.graph["inputs"] if len(graph.nodes[n]["output_shapes"][0]) >= 2]
+
+
 def choose_input(graph: nx.DiGraph, requested: Optional[str] = None) -> str:
     """The model input the fields are measured on: ``requested`` (node id or name), or the
     only input with spatial axes."""
@@ -330,7 +346,7 @@ def choose_input(graph: nx.DiGraph, requested: Optional[str] = None) -> str:
             if requested in (node, graph.nodes[node]["name"]):
                 return node
         raise ModelStatsError(f"input={requested!r} is not a model input; inputs are {inputs}.")
-    spatial = [n for n in inputs if len(graph.nodes[n]["output_shapes"][0]) >= 2]
+    spatial = spatial_inputs(graph)
     if len(spatial) == 1:
         return spatial[0]
     if not spatial:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Optional
@@ -13,7 +14,13 @@ import pandas as pd
 from modelstats import layers as _layers  # noqa: F401 - registers the built-in rules
 from modelstats.cost import Convention, node_costs
 from modelstats.graph import to_networkx
-from modelstats.propagation import ReceptiveField, axis_names, propagate
+from modelstats.propagation import (
+    MultipleSpatialInputsWarning,
+    ReceptiveField,
+    axis_names,
+    propagate,
+    spatial_inputs,
+)
 
 __all__ = ["receptive_field", "count_flops", "analyze", "Report"]
 
@@ -120,6 +127,8 @@ def _cost_rows(graph: nx.DiGraph, records, batch_size: int) -> list[dict]:
     rows = []
     for record in records:
         data = graph.nodes[record.node]
+        # Unknown is not zero: an unsupported node's work is missing (<NA>), never counted as 0.
+        known = record.status != "unsupported"
         rows.append({
             "node": record.node,
             "type": record.type,
@@ -127,8 +136,8 @@ def _cost_rows(graph: nx.DiGraph, records, batch_size: int) -> list[dict]:
             "output_shape": [list(s) for s in data["output_shapes"]],
             "params": data["params"],
             "trainable_params": data["trainable_params"],
-            "macs": record.cost.macs * batch_size,
-            "flops": record.flops * batch_size,
+            "macs": record.cost.macs * batch_size if known else None,
+            "flops": record.flops * batch_size if known else None,
             "activations": record.activations * batch_size,
             "activation_bytes": record.activation_bytes * batch_size,
             "status": record.status,
@@ -194,6 +203,7 @@ def count_flops(
     chosen = _convention(convention, options)
     records = node_costs(graph, chosen, strict=strict)
     frame = pd.DataFrame(_cost_rows(graph, records, batch_size)).set_index("node")
+    frame = frame.astype({"macs": "Int64", "flops": "Int64"})
     frame.attrs["convention"] = chosen.describe()
     frame.attrs["partial"] = bool((frame["status"] == "unsupported").any())
     frame.attrs["batch_size"] = batch_size
@@ -256,7 +266,8 @@ class Report:
             f"- MACs: {t['macs']:,}",
             f"- FLOPs: {t['flops']:,} ({self.convention})",
             f"- activation memory: {t['activation_bytes']:,} bytes",
-            f"- totals partial: {t['partial']}",
+            f"- totals partial: {t['partial']}"
+            + (f" (a lower bound: no rule for {', '.join(t['unsupported'])})" if t["partial"] else ""),
             "",
             f"## Top {top} layers by FLOPs",
             "",
@@ -277,7 +288,7 @@ class Report:
         """Bar chart of ``by`` per node in graph order, the top ``k`` highlighted."""
         plt = _pyplot()
         ax = ax or plt.subplots(figsize=(12, 4))[1]
-        values = self.layers[by].to_numpy()
+        values = self.layers[by].astype("Float64").fillna(0).to_numpy(dtype=float)
         top = set(self.top(k, by).index)
         colours = ["tab:red" if n in top else "tab:blue" for n in self.layers.index]
         ax.bar(range(len(values)), values, color=colours, width=1.0)
@@ -323,7 +334,8 @@ def _markdown_table(frame: pd.DataFrame) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for index, row in frame.iterrows():
         cells = [str(index)] + [
-            f"{v:,}" if isinstance(v, int) else str(v) for v in row.tolist()
+            "n/a" if v is pd.NA else f"{v:,}" if isinstance(v, int) else str(v)
+            for v in row.tolist()
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -365,14 +377,16 @@ def analyze(
     graph = _graph(model, input_shape, expand_nested)
     costs = count_flops(graph, batch_size=batch_size, strict=strict, convention=convention,
                         **options)
-    try:
-        propagation = propagate(graph, input, strict=strict)
-    except Exception as exc:  # no spatial input: report costs only
-        from modelstats.errors import MisalignedMergeError
-
-        if isinstance(exc, MisalignedMergeError) or input is not None:
-            raise
-        propagation = None
+    spatial = spatial_inputs(graph)
+    if input is None and len(spatial) > 1:
+        input = spatial[0]
+        warnings.warn(
+            f"The model has several inputs with spatial axes {spatial}; receptive fields are "
+            f"measured from '{input}'. Pass input= to choose another.",
+            MultipleSpatialInputsWarning,
+            stacklevel=2,
+        )
+    propagation = propagate(graph, input, strict=strict) if spatial or input else None
     if propagation is not None:
         fields = pd.DataFrame(_field_rows(propagation, graph.nodes)).set_index("node")
         table = costs.join(fields)
@@ -388,5 +402,6 @@ def analyze(
         "partial": bool(costs.attrs["partial"]),
         "unsupported": sorted(set(table.loc[table["status"] == "unsupported", "type"])),
         "batch_size": batch_size,
+        "rf_input": None if propagation is None else propagation.input_node,
     }
     return Report(table, totals, costs.attrs["convention"], graph, propagation)

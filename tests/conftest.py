@@ -53,3 +53,16 @@ def application(keras):
         return _APP_CACHE[name]
 
     return build
+
+
+@pytest.fixture
+def restore_registry():
+    """Undo any register_layer / mark_unsupported a test makes (the registry is process-wide)."""
+    from modelstats import layers  # noqa: F401 - built-in rules first, so they are restored too
+    from modelstats import registry
+
+    saved = [dict(table) for table in (registry._COST, registry._GEOMETRY, registry._UNSUPPORTED)]
+    yield registry
+    for table, copy in zip((registry._COST, registry._GEOMETRY, registry._UNSUPPORTED), saved):
+        table.clear()
+        table.update(copy)
