@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Optional
+from typing import Optional, Union
 
 from modelstats.formulas import effective_kernel
 
@@ -37,7 +37,7 @@ __all__ = [
     "compose",
 ]
 
-Number = Fraction
+Number = Union[int, Fraction]  # whole values are kept as int
 
 
 class AxisMap:
@@ -133,8 +133,7 @@ class Window(AxisMap):
         return (min(lows), max(highs)) if lows else None
 
     def envelope(self):
-        q = None if self.pad_left is None else Fraction(self.pad_left)
-        return Fraction(effective_kernel(self.kernel, self.dilation)), Fraction(self.stride), q
+        return effective_kernel(self.kernel, self.dilation), self.stride, self.pad_left
 
 
 @dataclass(frozen=True)
@@ -268,9 +267,21 @@ def compose(
 ) -> tuple[Fraction, Fraction, Optional[Fraction]]:
     """Field of a layer's output from the field of its input along one axis.
 
-    >>> compose(Fraction(1), Fraction(1), Fraction(0), Window(3, 2, 1, 0))
-    (Fraction(3, 1), Fraction(2, 1), Fraction(0, 1))
+    Values stay ``int`` while they are whole numbers and become ``Fraction`` only after an
+    upsampling makes them fractional.
+
+    >>> compose(1, 1, 0, Window(3, 2, 1, 0))
+    (3, 2, 0)
+    >>> compose(1, 1, 0, Transposed(2, 2))  # nearest 2x upsampling: half-pixel units
+    (Fraction(3, 2), Fraction(1, 2), Fraction(1, 2))
     """
     k, s, q = axis.envelope()
-    new_padding = None if padding is None or q is None else padding + q * stride
-    return size + (k - 1) * stride, stride * s, new_padding
+    new_padding = None if padding is None or q is None else _exact(padding + q * stride)
+    return _exact(size + (k - 1) * stride), _exact(stride * s), new_padding
+
+
+def _exact(value: Number) -> Number:
+    """A Fraction with denominator 1 becomes an int (exact either way, ints are faster)."""
+    if type(value) is Fraction and value.denominator == 1:
+        return value.numerator
+    return value

@@ -130,7 +130,9 @@ def _count(variables: Sequence[Any], seen: set[int]) -> int:
         if key in seen:
             continue
         seen.add(key)
-        total += math.prod(int(d) for d in variable.shape)
+        # Keras 3 variables keep their shape as a plain tuple; ``.shape`` would build a
+        # backend TensorShape per weight (most of the graph walk's time on large models).
+        total += math.prod(int(d) for d in getattr(variable, "_shape", None) or variable.shape)
     return total
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["clothing_classifier", "CLOTHING_CLASSES"]
+__all__ = ["clothing_classifier", "deep_conv_net", "CLOTHING_CLASSES"]
 
 #: The ten classes of the clothing dataset, in the alphabetical order Keras' loaders use.
 CLOTHING_CLASSES = (
@@ -71,3 +71,47 @@ def clothing_classifier(
     x = keras.layers.Dropout(dropout, name="dropout")(x)
     outputs = keras.layers.Dense(num_classes, activation="softmax", name="dense")(x)
     return keras.Model(inputs, outputs, name="clothing_classifier")
+
+
+def deep_conv_net(n_layers: int, *, residual: bool = False, size: int = 16,
+                  channels: int = 4) -> Any:
+    """A synthetic model of exactly ``n_layers`` operation calls, for scaling benchmarks.
+
+    A plain chain alternates ``Conv2D(3x3, same)`` and ``ReLU``; with ``residual=True`` each
+    block is ``Conv2D -> ReLU -> Add(skip)``, a DAG with one merge every three layers. The input
+    layer counts as one of the ``n_layers``.
+
+    Keras' own graph builder recurses once per layer, so building thousands of layers needs a
+    higher ``sys.setrecursionlimit``; this function raises it for the build only. modelstats
+    analyses the result at the default limit.
+
+    Examples
+    --------
+    >>> model = deep_conv_net(10, residual=True)
+    >>> sum(len(nodes) for nodes in model._nodes_by_depth.values())
+    10
+    """
+    import sys
+
+    import keras
+
+    L = keras.layers
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 20 * n_layers + 1000))
+    try:
+        inputs = keras.Input((size, size, channels), name="x")
+        x, made = inputs, 1
+        while made < n_layers:
+            skip = x
+            x = L.Conv2D(channels, 3, padding="same", name=f"conv{made}")(x)
+            made += 1
+            if made < n_layers:
+                x = L.ReLU(name=f"relu{made}")(x)
+                made += 1
+            if residual and made < n_layers:
+                x = L.Add(name=f"add{made}")([x, skip])
+                made += 1
+        name = f"{'residual' if residual else 'chain'}_{n_layers}"
+        return keras.Model(inputs, x, name=name)
+    finally:
+        sys.setrecursionlimit(limit)

@@ -174,9 +174,9 @@ class Propagation:
     def _state(self, node_id: str) -> _State:
         data = self.graph.nodes[node_id]
         if node_id == self.input_node:
-            one, zero = Fraction(1), Fraction(0)
-            return _State(SPATIAL, (one,) * self.n_axes, (one,) * self.n_axes,
-                          (zero,) * self.n_axes)
+            # Plain ints until an upsampling makes a value fractional: int arithmetic is
+            # tens of times faster than Fraction's, and compose() keeps exact values exact.
+            return _State(SPATIAL, (1,) * self.n_axes, (1,) * self.n_axes, (0,) * self.n_axes)
         preds = [self.states[src] for src, _ in data["inputs"]]
         related = [s for s in preds if s.status != UNRELATED]
         if not related:
@@ -235,11 +235,13 @@ class Propagation:
                     continue
                 if first.padding[axis] is None or other.padding[axis] is None:
                     continue  # centres depend on the unknown input size
-                centre_a = (first.size[axis] - 1) / 2 - first.padding[axis]
-                centre_b = (other.size[axis] - 1) / 2 - other.padding[axis]
-                if centre_a != centre_b:
+                # Twice the centre of unit 0, (r - 1) - 2p, stays an int on integer fields.
+                twice_a = first.size[axis] - 1 - 2 * first.padding[axis]
+                twice_b = other.size[axis] - 1 - 2 * other.padding[axis]
+                if twice_a != twice_b:
+                    shift = _plain(Fraction(abs(twice_a - twice_b)) / 2)
                     problems.append(
-                        f"axis {names[axis]}: centres differ by {_plain(abs(centre_a - centre_b))}"
+                        f"axis {names[axis]}: centres differ by {shift}"
                         f" input pixels between '{sources[0]}' and '{source}'"
                     )
         widest = max(spatial, key=lambda s: tuple(s.size))

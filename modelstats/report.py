@@ -54,21 +54,38 @@ def _value(v):
     return float(v) if isinstance(v, Fraction) else v
 
 
-def _field_rows(propagation, nodes) -> list[dict]:
+def _field_columns(propagation, nodes) -> dict[str, list]:
+    """Receptive-field columns, one list per column (a frame is built once, column-wise)."""
     names = axis_names(propagation.n_axes)
-    rows = []
+    columns: dict[str, list] = {"rf_status": []}
+    for quantity in ("size", "stride", "padding"):
+        for axis in names:
+            columns[f"rf_{quantity}_{axis}"] = []
+    columns.update(rf_aligned=[], rf_global_context=[], rf_note=[])
     for node_id in nodes:
         rf = propagation.field(node_id)
-        row = {"node": node_id, "rf_status": rf.status}
+        columns["rf_status"].append(rf.status)
         for quantity in ("size", "stride", "padding"):
             values = getattr(rf, quantity)
             for i, axis in enumerate(names):
-                row[f"rf_{quantity}_{axis}"] = None if values is None else _value(values[i])
-        row["rf_aligned"] = rf.aligned
-        row["rf_global_context"] = rf.global_context
-        row["rf_note"] = rf.note
-        rows.append(row)
-    return rows
+                columns[f"rf_{quantity}_{axis}"].append(
+                    None if values is None else _value(values[i])
+                )
+        columns["rf_aligned"].append(rf.aligned)
+        columns["rf_global_context"].append(rf.global_context)
+        columns["rf_note"].append(rf.note)
+    return columns
+
+
+_NULLABLE_INTEGERS = ("macs", "flops")  # <NA> on unsupported rows
+
+
+def _frame(graph: nx.DiGraph, columns: dict[str, list]) -> pd.DataFrame:
+    data = {
+        name: pd.array(values, dtype="Int64") if name in _NULLABLE_INTEGERS else values
+        for name, values in columns.items()
+    }
+    return pd.DataFrame(data, index=pd.Index(list(graph.nodes), name="node"))
 
 
 def receptive_field(
@@ -116,34 +133,47 @@ def receptive_field(
     propagation = propagate(graph, input, strict=strict)
     if layer is not None:
         return propagation.field(_find_node(graph, layer))
-    rows = _field_rows(propagation, graph.nodes)
-    for row in rows:
-        row["type"] = graph.nodes[row["node"]]["type"]
-    frame = pd.DataFrame(rows).set_index("node")
-    return frame[["type", *[c for c in frame.columns if c != "type"]]]
+    types = [data["type"] for _, data in graph.nodes(data=True)]
+    return _frame(graph, {"type": types, **_field_columns(propagation, graph.nodes)})
 
 
-def _cost_rows(graph: nx.DiGraph, records, batch_size: int) -> list[dict]:
-    rows = []
+def _cost_columns(graph: nx.DiGraph, records, batch_size: int) -> dict[str, list]:
+    names = ("type", "input_shape", "output_shape", "params", "trainable_params", "macs",
+             "flops", "activations", "activation_bytes", "status", "note")
+    columns: dict[str, list] = {name: [] for name in names}
     for record in records:
         data = graph.nodes[record.node]
         # Unknown is not zero: an unsupported node's work is missing (<NA>), never counted as 0.
         known = record.status != "unsupported"
-        rows.append({
-            "node": record.node,
-            "type": record.type,
-            "input_shape": [list(s) for s in data["input_shapes"]],
-            "output_shape": [list(s) for s in data["output_shapes"]],
-            "params": data["params"],
-            "trainable_params": data["trainable_params"],
-            "macs": record.cost.macs * batch_size if known else None,
-            "flops": record.flops * batch_size if known else None,
-            "activations": record.activations * batch_size,
-            "activation_bytes": record.activation_bytes * batch_size,
-            "status": record.status,
-            "note": record.reason,
-        })
-    return rows
+        values = (
+            record.type,
+            [list(s) for s in data["input_shapes"]],
+            [list(s) for s in data["output_shapes"]],
+            data["params"],
+            data["trainable_params"],
+            record.cost.macs * batch_size if known else None,
+            record.flops * batch_size if known else None,
+            record.activations * batch_size,
+            record.activation_bytes * batch_size,
+            record.status,
+            record.reason,
+        )
+        for name, value in zip(names, values):
+            columns[name].append(value)
+    return columns
+
+
+def _cost_table(graph, batch_size, strict, convention, options) -> tuple[dict, dict]:
+    """Cost columns and the frame attributes (convention, partial, batch size)."""
+    chosen = _convention(convention, options)
+    records = node_costs(graph, chosen, strict=strict)
+    columns = _cost_columns(graph, records, batch_size)
+    attrs = {
+        "convention": chosen.describe(),
+        "partial": "unsupported" in columns["status"],
+        "batch_size": batch_size,
+    }
+    return columns, attrs
 
 
 def _convention(convention: Optional[str], options: dict) -> Convention:
@@ -200,13 +230,9 @@ def count_flops(
     7776
     """
     graph = _graph(model, input_shape, expand_nested)
-    chosen = _convention(convention, options)
-    records = node_costs(graph, chosen, strict=strict)
-    frame = pd.DataFrame(_cost_rows(graph, records, batch_size)).set_index("node")
-    frame = frame.astype({"macs": "Int64", "flops": "Int64"})
-    frame.attrs["convention"] = chosen.describe()
-    frame.attrs["partial"] = bool((frame["status"] == "unsupported").any())
-    frame.attrs["batch_size"] = batch_size
+    columns, attrs = _cost_table(graph, batch_size, strict, convention, options)
+    frame = _frame(graph, columns)
+    frame.attrs.update(attrs)
     return frame
 
 
@@ -375,8 +401,7 @@ def analyze(
     (4, 4)
     """
     graph = _graph(model, input_shape, expand_nested)
-    costs = count_flops(graph, batch_size=batch_size, strict=strict, convention=convention,
-                        **options)
+    columns, attrs = _cost_table(graph, batch_size, strict, convention, options)
     spatial = spatial_inputs(graph)
     if input is None and len(spatial) > 1:
         input = spatial[0]
@@ -388,10 +413,9 @@ def analyze(
         )
     propagation = propagate(graph, input, strict=strict) if spatial or input else None
     if propagation is not None:
-        fields = pd.DataFrame(_field_rows(propagation, graph.nodes)).set_index("node")
-        table = costs.join(fields)
-    else:
-        table = costs
+        columns.update(_field_columns(propagation, graph.nodes))
+    table = _frame(graph, columns)
+    table.attrs.update(attrs)
     totals = {
         "params": int(table["params"].sum()),
         "trainable_params": int(table["trainable_params"].sum()),
@@ -399,9 +423,9 @@ def analyze(
         "flops": int(table["flops"].sum()),
         "activations": int(table["activations"].sum()),
         "activation_bytes": int(table["activation_bytes"].sum()),
-        "partial": bool(costs.attrs["partial"]),
+        "partial": attrs["partial"],
         "unsupported": sorted(set(table.loc[table["status"] == "unsupported", "type"])),
         "batch_size": batch_size,
         "rf_input": None if propagation is None else propagation.input_node,
     }
-    return Report(table, totals, costs.attrs["convention"], graph, propagation)
+    return Report(table, totals, attrs["convention"], graph, propagation)

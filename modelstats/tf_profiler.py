@@ -46,6 +46,17 @@ def profiler_flops(model: Any, input_shape: Optional[tuple] = None, batch_size: 
     function = tf.function(lambda x: model(x, training=False))
     frozen = convert_variables_to_constants_v2(function.get_concrete_function(spec))
     graph_def = frozen.graph.as_graph_def()
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("ERROR")  # the v1 profiler warns that its own helpers are deprecated
+    try:
+        counts = _profile(tf, graph_def)
+    finally:
+        logger.setLevel(level)
+    return counts
+
+
+def _profile(tf: Any, graph_def: Any) -> dict:
     with tf.Graph().as_default() as graph:
         tf.graph_util.import_graph_def(graph_def, name="")
         options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()

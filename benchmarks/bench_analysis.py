@@ -1,0 +1,216 @@
+"""How long modelstats takes next to building the model and next to the TensorFlow profiler.
+
+For each keras.applications model (weights=None) it measures, in the same process and as the
+median of several repeats: building the model; ``to_networkx``; ``receptive_field``;
+``count_flops``; ``analyze``; and the TensorFlow-profiler FLOP count (frozen concrete function +
+``tf.compat.v1.profiler``). Then the scaling of ``analyze`` over generated chains and residual
+DAGs of 100, 1,000 and 10,000 layers (at the default recursion limit), and the peak Python memory
+``analyze`` allocates against the size of the model's weights.
+
+Prints the tables and rewrites the "analysis" section of docs/benchmarks.md.
+
+    python benchmarks/bench_analysis.py            # the full run (about 5-8 minutes here)
+    python benchmarks/bench_analysis.py --quick    # two small models, 100/1,000 layers
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import gc
+import os
+import platform
+import statistics
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "benchmarks.md"
+APPLICATIONS = ("MobileNetV2", "ResNet50", "InceptionV3", "DenseNet121", "EfficientNetB0",
+                "ConvNeXtTiny", "NASNetMobile", "ResNet152")
+QUICK_APPLICATIONS = ("MobileNetV2", "ResNet50")
+SCALES = (100, 1_000, 10_000)
+
+
+def median_seconds(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        gc.collect()
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def machine() -> str:
+    import keras
+    import tensorflow as tf
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    memory = ""
+    try:
+        pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        memory = f", {pages / 2**30:.0f} GiB RAM"
+    except (ValueError, OSError, AttributeError):
+        pass
+    return (f"{cpu}, {os.cpu_count()} cores{memory}, no GPU; {platform.system()} "
+            f"{platform.release()}; Python {platform.python_version()}, TensorFlow "
+            f"{tf.__version__}, Keras {keras.__version__}")
+
+
+def bench_application(name: str, repeats: int, build_repeats: int, profiler_repeats: int) -> dict:
+    import keras
+
+    import modelstats
+    from modelstats.tf_profiler import profiler_flops
+
+    constructor = getattr(keras.applications, name)
+    kwargs = {"weights": None}
+    if name == "NASNetMobile":
+        kwargs["input_shape"] = (224, 224, 3)
+    build = median_seconds(lambda: constructor(**kwargs), build_repeats)
+    model = constructor(**kwargs)
+    graph = modelstats.to_networkx(model)
+    row = {
+        "model": name,
+        "nodes": graph.number_of_nodes(),
+        "build": build,
+        "to_networkx": median_seconds(lambda: modelstats.to_networkx(model), repeats),
+        "receptive_field": median_seconds(lambda: modelstats.receptive_field(graph), repeats),
+        "count_flops": median_seconds(lambda: modelstats.count_flops(graph), repeats),
+        "analyze": median_seconds(lambda: modelstats.analyze(model), repeats),
+        "profiler": median_seconds(lambda: profiler_flops(model), profiler_repeats),
+    }
+    weights_bytes = sum(int(w.numpy().nbytes) for w in model.weights)
+    tracemalloc.start()
+    modelstats.analyze(model)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    row["weights_mib"] = weights_bytes / 2**20
+    row["analyze_peak_mib"] = peak / 2**20
+    report = modelstats.analyze(model)
+    row["partial"] = report.totals["partial"]
+    return row
+
+
+def bench_scaling(n_layers: int, residual: bool, repeats: int) -> dict:
+    import modelstats
+    from modelstats.models import deep_conv_net
+
+    start = time.perf_counter()
+    model = deep_conv_net(n_layers, residual=residual)  # raises the recursion limit for Keras
+    build = time.perf_counter() - start
+    assert sys.getrecursionlimit() == DEFAULT_RECURSION_LIMIT  # analysed at the default limit
+    analyze = median_seconds(lambda: modelstats.analyze(model), repeats)
+    return {"model": f"{'residual' if residual else 'chain'}", "layers": n_layers,
+            "build": build, "analyze": analyze, "per_layer_us": analyze / n_layers * 1e6}
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1e3:,.1f}"
+
+
+def application_table(rows: list[dict]) -> str:
+    lines = [
+        "| model | nodes | build (ms) | to_networkx | receptive_field | count_flops | analyze "
+        "| TF profiler (ms) | analyze / build | profiler / analyze | weights (MiB) "
+        "| analyze peak alloc (MiB) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['model']}{' (partial)' if r['partial'] else ''} | {r['nodes']} "
+            f"| {ms(r['build'])} | {ms(r['to_networkx'])} | {ms(r['receptive_field'])} "
+            f"| {ms(r['count_flops'])} | {ms(r['analyze'])} | {ms(r['profiler'])} "
+            f"| {r['analyze'] / r['build']:.1%} | {r['profiler'] / r['analyze']:,.0f}x "
+            f"| {r['weights_mib']:,.1f} | {r['analyze_peak_mib']:,.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def scaling_table(rows: list[dict]) -> str:
+    lines = ["| model | layers | build (s) | analyze (s) | analyze per layer (µs) | analyze / build |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['layers']:,} | {r['build']:.2f} | {r['analyze']:.3f} "
+                     f"| {r['per_layer_us']:.0f} | {r['analyze'] / r['build']:.1%} |")
+    return "\n".join(lines)
+
+
+def replace_section(text: str, name: str, body: str) -> str:
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    block = f"{begin}\n{body.rstrip()}\n{end}"
+    if begin in text and end in text:
+        return text[: text.index(begin)] + block + text[text.index(end) + len(end):]
+    return text.rstrip() + "\n\n" + block + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="two models and 100/1,000 layers")
+    parser.add_argument("--repeats", type=int, default=5, help="repeats of each analysis step")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/ alone")
+    args = parser.parse_args(argv)
+
+    names = QUICK_APPLICATIONS if args.quick else APPLICATIONS
+    scales = SCALES[:2] if args.quick else SCALES
+    started = time.perf_counter()
+    rows = []
+    for name in names:
+        rows.append(bench_application(name, args.repeats, build_repeats=3, profiler_repeats=2))
+        print(f"{name:>14}: build {ms(rows[-1]['build'])} ms, analyze "
+              f"{ms(rows[-1]['analyze'])} ms, profiler {ms(rows[-1]['profiler'])} ms", flush=True)
+    scaling = []
+    for n_layers in scales:
+        for residual in (False, True):
+            scaling.append(bench_scaling(n_layers, residual, repeats=3))
+            print(f"{scaling[-1]['model']:>14} {n_layers:>6}: build {scaling[-1]['build']:.2f} s, "
+                  f"analyze {scaling[-1]['analyze']:.3f} s", flush=True)
+    elapsed = time.perf_counter() - started
+
+    body = "\n".join([
+        f"Measured {datetime.date.today().isoformat()} by `python benchmarks/bench_analysis.py`"
+        f"{' --quick' if args.quick else ''} in {elapsed / 60:.1f} minutes, on: {machine()}.",
+        "",
+        "### keras.applications (weights=None, 224x224 inputs, batch 1)",
+        "",
+        "Median of several repeats in one process (build and profiler: 3 and 2 repeats; the "
+        "analysis steps: " + str(args.repeats) + "). Analysis times are in ms. `analyze` includes "
+        "`to_networkx`, `receptive_field` and `count_flops` of the model object plus building "
+        "the tables; the three steps alone are timed on a prepared graph. "
+        "\"analyze peak alloc\" is the peak Python allocation during one `analyze` "
+        "(tracemalloc), next to the size of the model's weights: analysing copies no weights.",
+        "",
+        application_table(rows),
+        "",
+        "### Scaling with depth (generated models, default recursion limit for modelstats)",
+        "",
+        "`modelstats.models.deep_conv_net(n)`: a chain alternates Conv2D(3x3) and ReLU; a "
+        "residual model adds an Add merge every third layer. \"build\" is Keras constructing "
+        "the model (one repeat; Keras needs `sys.setrecursionlimit` raised for the deep ones), "
+        "\"analyze\" the median of 3.",
+        "",
+        scaling_table(scaling),
+    ])
+    print()
+    print(body)
+    if not args.no_write:
+        text = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n"
+        DOC.write_text(replace_section(text, "analysis", body), encoding="utf-8")
+        print(f"\nwrote {DOC.relative_to(ROOT)}")
+    return 0
+
+
+DEFAULT_RECURSION_LIMIT = sys.getrecursionlimit()
+
+if __name__ == "__main__":
+    sys.exit(main())

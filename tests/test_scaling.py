@@ -1,0 +1,95 @@
+"""Complexity guards (counts, not timings): analysing an N-node model does O(N) work.
+
+Timings live in benchmarks/ (docs/benchmarks.md); here the work itself is counted, so the test is
+deterministic on any machine.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+
+import pytest
+
+import modelstats
+from modelstats import layers as _rules  # noqa: F401 - the built-in rules, registered
+from modelstats import registry
+from modelstats.models import deep_conv_net
+from modelstats.propagation import Propagation
+
+N_LAYERS = 2_000
+
+
+@pytest.fixture(scope="module")
+def chain():
+    return deep_conv_net(N_LAYERS)
+
+
+@pytest.fixture(scope="module")
+def residual():
+    return deep_conv_net(N_LAYERS, residual=True)
+
+
+def _counting(monkeypatch, keras):
+    """Wrap every rule and Keras' shape inference for the classes in the model with counters."""
+    calls: Counter = Counter()
+    calls["callable rules"] = set()
+    for cls in (keras.layers.Conv2D, keras.layers.ReLU, keras.layers.Add):
+        for table, kind in ((registry._COST, "cost"), (registry._GEOMETRY, "geometry")):
+            rule = registry._resolve(table, cls)[1]  # may be registered on a base class
+            if callable(rule):
+                calls["callable rules"].add((kind, cls.__name__))
+
+                def counted(*args, _rule=rule, _key=(kind, cls.__name__)):
+                    calls[_key] += 1
+                    return _rule(*args)
+
+                monkeypatch.setitem(table, cls, counted)
+        inference = cls.compute_output_spec
+
+        def counted_inference(self, *args, _inference=inference, _key=cls.__name__, **kwargs):
+            calls[("shape", _key)] += 1
+            return _inference(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "compute_output_spec", counted_inference)
+    state = Propagation._state
+
+    def counted_state(self, node_id):
+        calls[("field", "node")] += 1
+        return state(self, node_id)
+
+    monkeypatch.setattr(Propagation, "_state", counted_state)
+    return calls
+
+
+@pytest.mark.parametrize("model_name", ["chain", "residual"])
+def test_each_node_is_inferred_counted_and_mapped_once(request, monkeypatch, keras, model_name):
+    model = request.getfixturevalue(model_name)
+    per_class = Counter(type(layer).__name__ for layer in model.layers)
+    assert sum(per_class.values()) == N_LAYERS
+    calls = _counting(monkeypatch, keras)
+
+    # input_shape makes modelstats re-run Keras' shape inference over the whole graph.
+    report = modelstats.analyze(model, input_shape=(16, 16, 4))
+
+    assert len(report.layers) == N_LAYERS
+    for name in ("Conv2D", "ReLU", "Add"):
+        assert calls[("shape", name)] == per_class[name], name
+    # Rules that are functions (fixed Geometry values such as ReLU's IDENTITY are not called).
+    assert calls["callable rules"] >= {("cost", "Conv2D"), ("geometry", "Conv2D"), ("cost", "ReLU")}
+    for kind, name in calls["callable rules"]:
+        assert calls[(kind, name)] == per_class[name], (kind, name)
+    assert calls[("field", "node")] == N_LAYERS
+
+
+def test_no_recursion_per_layer(chain):
+    """A 2,000-layer chain analysed with the recursion limit far below the depth."""
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(400)
+    try:
+        report = modelstats.analyze(chain)
+    finally:
+        sys.setrecursionlimit(limit)
+    last = report.receptive_field(chain.layers[-1].name)
+    # 1,000 stride-1 3x3 convs: size = 1 + 1000 * 2
+    assert last.size == (2001, 2001) and last.stride == (1, 1)
