@@ -21,14 +21,6 @@ __all__ = ["to_networkx", "Shape"]
 Shape = tuple  # a tensor shape without the batch dimension; entries are int or None
 
 
-def _keras():
-    # Imported lazily so that the pure parts of modelstats (formulas, receptive-field algebra)
-    # import without TensorFlow.
-    import keras
-
-    return keras
-
-
 def _strip_batch(shape: Sequence[int | None]) -> Shape:
     return tuple(shape[1:])
 
@@ -37,25 +29,15 @@ def _is_graph_model(obj: Any) -> bool:
     return hasattr(obj, "_nodes_by_depth") and hasattr(obj, "outputs")
 
 
-def _sequential_functional(model: Any) -> Any | None:
-    return getattr(model, "_functional", None)
-
-
-def _graph_of(model: Any, input_shape: Any = None) -> tuple[Any, bool]:
+def _graph_of(model: Any, adapter: Any, input_shape: Any = None) -> tuple[Any, bool]:
     """Return the Functional object whose nodes describe ``model``, and whether it was built
     here from ``input_shape``.
 
     A built Sequential is described by the Functional Keras builds for it; an unbuilt one is
     cloned and the clone is built with ``input_shape`` so the user's model is left untouched.
     """
-    keras = _keras()
-    if not isinstance(model, keras.layers.Layer):
-        raise NotAGraphModelError(
-            "modelstats analyses Keras models; expected a keras.Model (Functional or Sequential). "
-            f"Received: an object of type {type(model).__name__}."
-        )
-    if isinstance(model, keras.Sequential):
-        functional = _sequential_functional(model)
+    if adapter.is_sequential(model):
+        functional = adapter.sequential_graph(model)
         if functional is None:
             if input_shape is None:
                 raise NotAGraphModelError(
@@ -63,16 +45,14 @@ def _graph_of(model: Any, input_shape: Any = None) -> tuple[Any, bool]:
                     "Pass input_shape=(...) without the batch dimension, or give the model a "
                     "keras.Input as first layer, or call model.build(...) first."
                 )
-            clone = keras.models.clone_model(model)
-            clone.build((None, *tuple(input_shape)))
-            functional = _sequential_functional(clone)
+            functional = adapter.built_clone(model, input_shape)
             if functional is None:  # pragma: no cover - Keras always sets it when built
                 raise NotAGraphModelError(f"Sequential model '{model.name}' could not be built.")
             return functional, True
         return functional, False
     if _is_graph_model(model):
         return model, False
-    kind = "subclassed model" if isinstance(model, keras.Model) else "layer"
+    kind = "subclassed model" if adapter.is_model(model) else "layer"
     raise NotAGraphModelError(
         f"'{model.name}' is a {kind} ({type(model).__name__}): it has no static graph of layer calls "
         "for modelstats to read, because its structure lives in Python code in call(). Rebuild it "
@@ -81,11 +61,13 @@ def _graph_of(model: Any, input_shape: Any = None) -> tuple[Any, bool]:
     )
 
 
-def _is_expandable(operation: Any) -> bool:
-    keras = _keras()
-    if isinstance(operation, keras.Sequential):
-        return _sequential_functional(operation) is not None
-    return isinstance(operation, keras.Model) and _is_graph_model(operation)
+def _expandable(operation: Any, adapter: Any) -> Any | None:
+    """The Functional to expand a nested model into, or None for an ordinary layer."""
+    if adapter.is_sequential(operation):
+        return adapter.sequential_graph(operation)
+    if adapter.is_model(operation) and _is_graph_model(operation):
+        return operation
+    return None
 
 
 def _nodes_in_topological_order(functional: Any) -> list[Any]:
@@ -101,18 +83,16 @@ def _nodes_in_topological_order(functional: Any) -> list[Any]:
     return ordered
 
 
-def _flat_outer_inputs(keras_node: Any, functional: Any) -> list[Any]:
+def _flat_outer_inputs(keras_node: Any, functional: Any, adapter: Any) -> list[Any]:
     """Outer tensors passed to a nested model's call, in the order of ``functional.inputs``."""
-    keras = _keras()
-    args = keras_node.arguments.args
+    args = adapter.call_arguments(keras_node)
     first = args[0] if len(args) == 1 else list(args)
     struct = getattr(functional, "_inputs_struct", None)
     if isinstance(first, Mapping) and isinstance(struct, Mapping):
         return [first[key] for key in struct]
     if isinstance(first, Mapping):
         return [first[t.name] if t.name in first else None for t in functional.inputs]
-    flat = [t for t in keras.tree.flatten(first) if isinstance(t, keras.KerasTensor)]
-    return flat
+    return adapter.flat_tensors(first)
 
 
 def _operation_weights(operation: Any) -> tuple[list[Any], list[Any]]:
@@ -202,9 +182,16 @@ def to_networkx(
     >>> g.nodes["conv"]["output_shapes"], g.nodes["conv"]["params"]
     ([(30, 30, 8)], 224)
     """
+    from modelstats.adapters import adapter_for
+
+    adapter = adapter_for(model)
     if input_shape is not None:
         _check_input_dims(input_shape)
-    root, built_here = _graph_of(model, input_shape)
+    root, built_here = _graph_of(model, adapter, input_shape)
+    if input_shape is not None and not built_here:
+        rebuilt = _rebuilt_for(root, adapter, input_shape)
+        if rebuilt is not None:
+            root, built_here = rebuilt, True
     graph = nx.DiGraph()
     producers: dict[int, tuple[str, int]] = {}  # id(KerasTensor) -> (node id, output index)
     call_counts: dict[tuple[tuple[str, ...], int], int] = {}
@@ -218,10 +205,10 @@ def to_networkx(
         if keras_node is None:
             stack.pop()
             if scope.outer_node is not None:
-                _connect_nested_outputs(scope, producers)
+                _connect_nested_outputs(scope, producers, adapter)
             continue
 
-        operation = keras_node.operation
+        operation = adapter.operation(keras_node)
         key = (scope.path, id(operation))
         call_index = call_counts.get(key, 0)
         call_counts[key] = call_index + 1
@@ -235,18 +222,17 @@ def to_networkx(
 
         if keras_node.is_input and scope.outer_node is not None:
             # The inner InputLayer of a nested model: a pass-through node fed by the outer tensor.
-            position = [id(t) for t in scope.functional.inputs].index(id(keras_node.outputs[0]))
-            outer_tensor = _flat_outer_inputs(scope.outer_node, scope.functional)[position]
-            inputs = [producers[id(outer_tensor)]] if outer_tensor is not None else []
+            first_output = adapter.outputs(keras_node.outputs)[0]
+            position = [id(t) for t in scope.functional.inputs].index(id(first_output))
+            outer = _flat_outer_inputs(scope.outer_node, scope.functional, adapter)[position]
+            inputs = [producers[id(outer)]] if outer is not None else []
         else:
-            inputs = [producers[id(t)] for t in keras_node.arguments.keras_tensors]
+            inputs = [producers[id(t)] for t in adapter.input_tensors(keras_node)]
 
-        if expand_nested and not keras_node.is_input and _is_expandable(operation):
-            inner = (
-                _sequential_functional(operation)
-                if isinstance(operation, _keras().Sequential)
-                else operation
-            )
+        inner = None
+        if expand_nested and not keras_node.is_input:
+            inner = _expandable(operation, adapter)
+        if inner is not None:
             name = operation.name + (f"#{call_index}" if call_index else "")
             stack.append(
                 _Scope(inner, scope.prefix + name + "/", (*scope.path, name), keras_node, node_id)
@@ -257,7 +243,7 @@ def to_networkx(
         trainable, non_trainable = _operation_weights(operation)
         trainable_params = _count(trainable, seen_weights)
         non_trainable_params = _count(non_trainable, seen_weights)
-        outputs = list(keras_node.outputs)
+        outputs = adapter.outputs(keras_node.outputs)
         for index, tensor in enumerate(outputs):
             producers[id(tensor)] = (node_id, index)
         graph.add_node(
@@ -271,7 +257,7 @@ def to_networkx(
             inputs=inputs,
             input_shapes=[graph.nodes[src]["output_shapes"][i] for src, i in inputs],
             output_shapes=[_strip_batch(t.shape) for t in outputs],
-            dtype=str(outputs[0].dtype) if outputs else None,
+            dtype=adapter.dtype(outputs[0]) if outputs else None,
             params=trainable_params + non_trainable_params,
             trainable_params=trainable_params,
             non_trainable_params=non_trainable_params,
@@ -329,10 +315,33 @@ def _check_sizes_positive(graph: nx.DiGraph) -> None:
                 )
 
 
-def _connect_nested_outputs(scope: _Scope, producers: dict[int, tuple[str, int]]) -> None:
+def _connect_nested_outputs(scope: _Scope, producers: dict[int, tuple[str, int]],
+                            adapter: Any) -> None:
     """Make the outer tensors returned by a nested call point at the inner producing nodes."""
-    for outer_tensor, inner_tensor in zip(scope.outer_node.outputs, scope.functional.outputs):
+    outer = adapter.outputs(scope.outer_node.outputs)
+    for outer_tensor, inner_tensor in zip(outer, adapter.outputs(scope.functional.outputs)):
         producers[id(outer_tensor)] = producers[id(inner_tensor)]
+
+
+def _rebuilt_for(root: Any, adapter: Any, input_shape: Any) -> Any | None:
+    """A copy of ``root`` on new input shapes, for frameworks that cannot re-infer per node."""
+    if isinstance(input_shape, Mapping):
+        by_name = dict(input_shape)
+        shapes = [by_name.get(t.name.split(":")[0], tuple(t.shape[1:])) for t in root.inputs]
+    elif len(root.inputs) > 1:
+        shapes = list(input_shape)
+    else:
+        shapes = [input_shape]
+    for shape, tensor in zip(shapes, root.inputs):
+        old = tuple(tensor.shape[1:])
+        if len(tuple(shape)) != len(old) or any(
+            e is not None and g != e for g, e in zip(tuple(shape), old)
+        ):
+            return None  # the generic check in _reinfer_shapes reports the mismatch
+    try:
+        return adapter.with_input_shapes(root, shapes)
+    except ValueError as exc:
+        raise ShapeError(f"input_shape={input_shape!r} does not fit the model: {exc}") from None
 
 
 def _normalise_input_shapes(graph: nx.DiGraph, input_shape: Any) -> dict[str, Shape]:
@@ -368,7 +377,8 @@ def _reinfer_shapes(graph: nx.DiGraph, input_shape: Any) -> None:
     Each operation is asked once for its output spec (``compute_output_spec``), in topological
     order, so the cost is one shape inference per call node.
     """
-    keras = _keras()
+    import keras  # Keras 3 only: Keras 2 models are rebuilt instead (adapters.TfKerasAdapter)
+
     new_shapes = _normalise_input_shapes(graph, input_shape)
     for node_id, shape in new_shapes.items():
         old = graph.nodes[node_id]["output_shapes"][0]

@@ -93,8 +93,9 @@ def _lambda_layers(config: Any) -> list[str]:
     return sorted(found)
 
 
-def _read_config(path: Path, magic: bytes) -> Any:
-    """The model configuration stored in the file, without deserialising any layer."""
+def _read_config(path: Path, magic: bytes) -> tuple[Any, str]:
+    """The model configuration stored in the file, without deserialising any layer, and the
+    Keras version that saved it ("" when the file does not say)."""
     if magic == _ZIP_MAGIC:
         try:
             with zipfile.ZipFile(path) as archive:
@@ -102,7 +103,7 @@ def _read_config(path: Path, magic: bytes) -> Any:
                     raise ModelLoadError(
                         f"'{path}' is a zip archive but not a Keras model (no config.json inside)."
                     )
-                return json.loads(archive.read("config.json"))
+                return json.loads(archive.read("config.json")), ""
         except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
             if isinstance(exc, ModelLoadError):
                 raise
@@ -114,6 +115,7 @@ def _read_config(path: Path, magic: bytes) -> Any:
     try:
         with h5py.File(path, "r") as handle:
             raw = handle.attrs.get("model_config")
+            version = handle.attrs.get("keras_version", b"")
     except OSError as exc:
         raise ModelLoadError(f"'{path}' is truncated or corrupted: {_first_line(exc)}") from None
     if raw is None:
@@ -121,15 +123,36 @@ def _read_config(path: Path, magic: bytes) -> Any:
             f"'{path}' holds weights but no model configuration; build the model in Python, "
             "load the weights into it and analyse the model object."
         )
+    version = version.decode("utf-8") if isinstance(version, bytes) else str(version)
     try:
-        return json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
+        return json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw), version
     except ValueError as exc:
         raise ModelLoadError(f"'{path}' has an unreadable model configuration: {exc}") from None
+
+
+def _load_keras2_h5(path: Path, saved_by: str, safe_mode: bool) -> Any:
+    """An .h5 file saved by Keras 2: loaded with tf_keras, which knows its layers (TFOpLambda)."""
+    try:
+        import tf_keras
+    except ImportError:
+        raise ModelLoadError(
+            f"'{path}' was saved by Keras {saved_by}; install tf_keras (pip install tf_keras) "
+            "to load it."
+        ) from None
+    try:
+        return tf_keras.models.load_model(path, compile=False, safe_mode=safe_mode)
+    except Exception as exc:  # noqa: BLE001 - one clear line instead of Keras' traceback
+        raise ModelLoadError(
+            f"tf_keras could not load '{path}' (saved by Keras {saved_by}): {_first_line(exc)}"
+        ) from None
 
 
 def load_model(source: str | os.PathLike, *, safe_mode: bool = True,
                input_shape: Optional[Sequence[int]] = None) -> Any:
     """Load a Keras model from a ``.keras`` / ``.h5`` file, or build a ``keras.applications`` one.
+
+    ``.h5`` files saved by Keras 2 are loaded with ``tf_keras`` (when installed), so raw
+    TensorFlow ops (``TFOpLambda``) load too.
 
     Parameters
     ----------
@@ -174,13 +197,16 @@ def load_model(source: str | os.PathLike, *, safe_mode: bool = True,
             f"'{path}' is not a Keras model file: expected a .keras archive or an .h5 (HDF5) file."
         )
     magic = _ZIP_MAGIC if magic.startswith(_ZIP_MAGIC) else _HDF5_MAGIC
-    lambdas = _lambda_layers(_read_config(path, magic))
+    config, saved_by = _read_config(path, magic)
+    lambdas = _lambda_layers(config)
     if lambdas and safe_mode:
         raise ModelLoadError(
             f"'{path}' contains Lambda layers {lambdas} whose Python code would run on loading; "
             "refused in safe mode. Load it with safe_mode=False (CLI: --unsafe) only if you "
             "trust the file."
         )
+    if saved_by.startswith("2."):
+        return _load_keras2_h5(path, saved_by, safe_mode)
     import keras
 
     try:

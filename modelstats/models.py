@@ -20,6 +20,7 @@ def clothing_classifier(
     num_classes: int = 10,
     dropout: float = 0.5,
     augment: bool = True,
+    keras_module: Any = None,
 ) -> Any:
     """Build the clothing classifier: a frozen MobileNetV2 base with a small softmax head.
 
@@ -38,6 +39,9 @@ def clothing_classifier(
     dropout : float, default 0.5
     augment : bool, default True
         Include the augmentation block (it is the identity at inference).
+    keras_module : module, optional
+        The Keras to build with: ``keras`` (Keras 3, the default) or ``tf_keras`` (legacy
+        Keras 2, as the original study was written).
 
     Returns
     -------
@@ -51,7 +55,10 @@ def clothing_classifier(
     >>> model.count_params()
     2270794
     """
-    import keras
+    if keras_module is None:
+        import keras
+    else:
+        keras = keras_module
 
     base = keras.applications.MobileNetV2(
         input_shape=input_shape, include_top=False, weights=weights

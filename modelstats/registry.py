@@ -69,6 +69,7 @@ GeometryRule = Callable[[Any, Shapes, Shapes], Geometry]
 _COST: dict[type, Union[CostRule, _Zero]] = {}
 _GEOMETRY: dict[type, Union[GeometryRule, Geometry]] = {}
 _UNSUPPORTED: dict[type, str] = {}  # deliberately opaque classes and why
+_ALIASES: dict[type, type] = {}  # another framework's class -> the Keras 3 class with its rules
 
 
 def register_layer(
@@ -121,12 +122,23 @@ def mark_unsupported(cls: type, reason: str) -> None:
     _UNSUPPORTED[cls] = reason
 
 
+def register_alias(foreign: type, keras_class: type) -> None:
+    """Count ``foreign`` (e.g. ``tf_keras.layers.Conv2D``) with the rules of ``keras_class``.
+
+    A rule registered for ``foreign`` itself (or one of its bases) still takes precedence.
+    """
+    _ALIASES[foreign] = keras_class
+
+
 def _resolve(table: dict, cls: type) -> Optional[tuple[type, Any]]:
     for klass in cls.__mro__:
         if klass in _UNSUPPORTED:
             return None
         if klass in table:
             return klass, table[klass]
+    for klass in cls.__mro__:
+        if klass in _ALIASES:
+            return _resolve(table, _ALIASES[klass])
     return None
 
 
@@ -146,6 +158,9 @@ def unsupported_reason(cls: type) -> Optional[str]:
     for klass in cls.__mro__:
         if klass in _UNSUPPORTED:
             return _UNSUPPORTED[klass]
+    for klass in cls.__mro__:
+        if klass in _ALIASES:
+            return unsupported_reason(_ALIASES[klass])
     return None
 
 

@@ -1,0 +1,221 @@
+"""What differs between Keras 3 and legacy Keras 2 (``tf_keras``) graphs, in one place.
+
+``modelstats.graph`` walks a model through an adapter: which object holds a Functional's nodes,
+how a node names its operation, input tensors and outputs, how a nested model's call arguments
+are read, and how a model is rebuilt for new input shapes. The rules never see the difference:
+a ``tf_keras`` layer class is resolved to the Keras 3 class of the same name (``Conv2D`` ->
+``keras.layers.Conv2D``), and Keras 2's ``TFOpLambda`` wrappers of raw TensorFlow functions are
+costed by the rule of the matching ``keras.ops`` operation (``tf.math.truediv`` ->
+``TrueDivide``). Keras 3 on any backend (TensorFlow, JAX, PyTorch) needs no TensorFlow here.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Optional
+
+from modelstats.errors import NotAGraphModelError
+
+__all__ = ["adapter_for", "Keras3Adapter", "TfKerasAdapter"]
+
+
+class Keras3Adapter:
+    """Keras 3 (``keras``), any backend."""
+
+    name = "keras"
+
+    def __init__(self) -> None:
+        import keras
+
+        self.keras = keras
+
+    def owns(self, obj: Any) -> bool:
+        return isinstance(obj, self.keras.layers.Layer)
+
+    # -- models -----------------------------------------------------------------------------
+    def is_sequential(self, obj: Any) -> bool:
+        return isinstance(obj, self.keras.Sequential)
+
+    def is_model(self, obj: Any) -> bool:
+        return isinstance(obj, self.keras.Model)
+
+    def sequential_graph(self, model: Any) -> Optional[Any]:
+        """The Functional describing a built Sequential (None while it is not built)."""
+        return getattr(model, "_functional", None)
+
+    def built_clone(self, model: Any, input_shape: Any) -> Optional[Any]:
+        clone = self.keras.models.clone_model(model)
+        clone.build((None, *tuple(input_shape)))
+        return self.sequential_graph(clone)
+
+    def with_input_shapes(self, model: Any, shapes: list) -> Optional[Any]:
+        """Keras 3 re-infers shapes on the graph itself (``graph._reinfer_shapes``)."""
+        return None
+
+    # -- nodes ------------------------------------------------------------------------------
+    @staticmethod
+    def operation(node: Any) -> Any:
+        return node.operation
+
+    @staticmethod
+    def input_tensors(node: Any) -> list:
+        return list(node.arguments.keras_tensors)
+
+    def outputs(self, node_or_model_outputs: Any) -> list:
+        return list(self.keras.tree.flatten(node_or_model_outputs))
+
+    def call_arguments(self, node: Any) -> tuple:
+        return tuple(node.arguments.args)
+
+    def flat_tensors(self, structure: Any) -> list:
+        return [t for t in self.keras.tree.flatten(structure)
+                if isinstance(t, self.keras.KerasTensor)]
+
+    @staticmethod
+    def dtype(tensor: Any) -> str:
+        return str(tensor.dtype)
+
+
+class TfKerasAdapter(Keras3Adapter):
+    """Legacy Keras 2: the ``tf_keras`` package (what ``TF_USE_LEGACY_KERAS=1`` selects)."""
+
+    name = "tf_keras"
+
+    def __init__(self) -> None:
+        import tf_keras
+
+        self.keras = tf_keras
+        from tf_keras.src.engine.keras_tensor import KerasTensor
+
+        self._keras_tensor = KerasTensor
+        _register_tf_keras_rules(tf_keras)
+
+    def sequential_graph(self, model: Any) -> Optional[Any]:
+        # A Keras 2 Sequential is its own graph network once it knows its input.
+        return model if getattr(model, "_is_graph_network", False) else None
+
+    def built_clone(self, model: Any, input_shape: Any) -> Optional[Any]:
+        clone = self.keras.models.clone_model(model)
+        clone.build((None, *tuple(input_shape)))
+        if not getattr(clone, "_is_graph_network", False):
+            # Built without an Input, Keras 2 keeps no graph; give it one.
+            inputs = self.keras.Input(tuple(input_shape))
+            clone = self.keras.Model(inputs, clone(inputs), name=model.name)
+        return clone
+
+    def with_input_shapes(self, model: Any, shapes: list) -> Any:
+        """Keras 2 has no symbolic shape inference per node: rebuild the graph on new Inputs
+        (``clone_model`` makes new layers with the same configuration; weights do not matter
+        for counting)."""
+        inputs = [self.keras.Input(tuple(shape), dtype=t.dtype, name=t.name.split(":")[0])
+                  for shape, t in zip(shapes, model.inputs)]
+        return self.keras.models.clone_model(model, input_tensors=inputs)
+
+    @staticmethod
+    def operation(node: Any) -> Any:
+        return node.layer
+
+    @staticmethod
+    def input_tensors(node: Any) -> list:
+        return list(node.keras_inputs)
+
+    def outputs(self, node_or_model_outputs: Any) -> list:
+        import tensorflow as tf
+
+        return list(tf.nest.flatten(node_or_model_outputs))
+
+    def call_arguments(self, node: Any) -> tuple:
+        return tuple(node.call_args)
+
+    def flat_tensors(self, structure: Any) -> list:
+        import tensorflow as tf
+
+        return [t for t in tf.nest.flatten(structure) if isinstance(t, self._keras_tensor)]
+
+    @staticmethod
+    def dtype(tensor: Any) -> str:
+        return getattr(tensor.dtype, "name", str(tensor.dtype))
+
+
+_ADAPTERS: dict[str, Keras3Adapter] = {}
+
+
+def adapter_for(model: Any) -> Keras3Adapter:
+    """The adapter for a model object; raises NotAGraphModelError for non-Keras objects.
+
+    ``tf_keras`` is only consulted when it is already imported (a tf_keras model cannot exist
+    otherwise), so analysing Keras 3 models never imports it.
+    """
+    if "keras" not in _ADAPTERS:
+        _ADAPTERS["keras"] = Keras3Adapter()
+    if _ADAPTERS["keras"].owns(model):
+        return _ADAPTERS["keras"]
+    if "tf_keras" in sys.modules:
+        if "tf_keras" not in _ADAPTERS:
+            _ADAPTERS["tf_keras"] = TfKerasAdapter()
+        if _ADAPTERS["tf_keras"].owns(model):
+            return _ADAPTERS["tf_keras"]
+    raise NotAGraphModelError(
+        "modelstats analyses Keras models; expected a keras.Model (Functional or Sequential, "
+        f"Keras 3 or tf_keras). Received: an object of type {type(model).__name__}."
+    )
+
+
+# Raw TensorFlow functions that Keras 2 wraps in TFOpLambda, and the keras.ops operation whose
+# rules count them. Anything else stays unsupported: never guessed.
+TF_OP_EQUIVALENTS = {
+    "math.truediv": "TrueDivide",
+    "math.divide": "Divide",
+    "math.subtract": "Subtract",
+    "math.add": "Add",
+    "__operators__.add": "Add",
+    "math.multiply": "Multiply",
+    "math.maximum": "Maximum",
+    "math.minimum": "Minimum",
+    "math.negative": "Negative",
+    "math.abs": "Absolute",
+    "math.square": "Square",
+    "math.sqrt": "Sqrt",
+    "math.exp": "Exp",
+    "math.log": "Log",
+    "math.tanh": "Tanh",
+    "cast": "Cast",
+    "identity": "Copy",
+}
+
+
+def _register_tf_keras_rules(tf_keras: Any) -> None:
+    import keras
+    import keras.src.ops.numpy as numpy_ops
+
+    from modelstats import layers as _rules  # noqa: F401 - the Keras 3 rules, registered
+    from modelstats.registry import cost_rule, geometry_rule, register_alias, register_layer
+
+    for name in dir(tf_keras.layers):
+        theirs, ours = getattr(tf_keras.layers, name), getattr(keras.layers, name, None)
+        if isinstance(theirs, type) and isinstance(ours, type):
+            register_alias(theirs, ours)
+    register_alias(tf_keras.Model, keras.Model)
+    register_alias(tf_keras.Sequential, keras.Sequential)
+
+    from tf_keras.src.layers.core.tf_op_layer import TFOpLambda
+
+    def equivalent(layer: Any) -> type:
+        symbol = getattr(layer, "symbol", "?")
+        name = TF_OP_EQUIVALENTS.get(symbol)
+        op = getattr(numpy_ops, name, None) if name else None
+        if op is None:
+            raise LookupError(f"TFOpLambda tf.{symbol}")
+        return op
+
+    def tf_op_cost(layer, input_shapes, output_shapes):
+        rule = cost_rule(equivalent(layer))
+        from modelstats.registry import ZERO, Cost
+
+        return Cost() if rule is ZERO else rule(layer, input_shapes, output_shapes)
+
+    def tf_op_geometry(layer, input_shapes, output_shapes):
+        rule = geometry_rule(equivalent(layer))
+        return rule(layer, input_shapes, output_shapes) if callable(rule) else rule
+
+    register_layer(TFOpLambda, cost=tf_op_cost, geometry=tf_op_geometry)

@@ -1,0 +1,133 @@
+"""examples/train_clothing.py end to end on a tiny generated dataset, on bad data, and a smoke run
+on the real clothing dataset when ../shared has it."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import pathlib
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+REAL_DATA = ROOT.parent / "shared" / "data" / "clothing-dataset-small"
+# Three classes, three shades each. Solid colours make RandomFlip and RandomRotation exact
+# identities, and PNG keeps them exact: a randomly initialised MobileNetV2 is chaotic (tiny input
+# changes scramble its features), so these tests check that the pipeline learns and keeps the
+# labels straight, not that random features generalise (docs/training.md reports that honestly).
+SHADES = {
+    "blue": [(30, 50, 200), (60, 90, 230), (20, 30, 150)],
+    "green": [(40, 180, 60), (90, 210, 90), (20, 120, 40)],
+    "red": [(210, 40, 40), (240, 90, 80), (150, 20, 30)],
+}
+
+
+@pytest.fixture(scope="module")
+def example():
+    spec = importlib.util.spec_from_file_location("train_clothing",
+                                                  ROOT / "examples" / "train_clothing.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _write_image(path, colour, size=40):
+    from PIL import Image
+
+    Image.fromarray(np.full((size, size, 3), colour, dtype="uint8")).save(path)
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    """Three colour classes: train 12, validation 3, test 6 images per class."""
+    root = tmp_path_factory.mktemp("tiny")
+    for split, count in (("train", 12), ("validation", 3), ("test", 6)):
+        for name, shades in SHADES.items():
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(count):
+                _write_image(folder / f"{i}.png", shades[i % len(shades)])
+    return root
+
+
+def _run(example, data_dir, out, *extra):
+    args = example.parse_args(["--data-dir", str(data_dir), "--out", str(out), "--img-size", "32",
+                               "--batch-size", "8", "--learning-rate", "0.01", *extra])
+    # Random weights (offline) with calibrated batch norm: features that carry the colours.
+    args.calibrate_batchnorm = True
+    return example.run(args, log=lambda *a: None)
+
+
+@pytest.mark.parametrize("mode, epochs", [("cached", "30"), ("full", "10")])
+def test_end_to_end_on_generated_data(example, tiny_data, tmp_path, keras, mode, epochs):
+    out = tmp_path / mode
+    metrics = _run(example, tiny_data, out, "--mode", mode, "--epochs", epochs)
+
+    on_disk = json.loads((out / "metrics.json").read_text())
+    assert on_disk["accuracy"] == metrics["accuracy"] and on_disk["n"] == 18
+    assert metrics["accuracy"] >= 0.9, metrics["accuracy"]  # chance is 1/3
+    per_class = pd.read_csv(out / "per_class.csv", index_col="class")
+    assert list(per_class.index) == ["blue", "green", "red", "macro avg", "weighted avg"]
+    confusion = pd.read_csv(out / "confusion.csv", index_col="true")
+    assert confusion.to_numpy().sum() == 18
+    history = pd.read_csv(out / "history.csv")
+    assert len(history) == int(epochs) and {"loss", "val_accuracy"} <= set(history.columns)
+    for name in ("confusion.png", "learning_curves.png", "distribution.png"):
+        assert (out / name).stat().st_size > 0
+
+    # The checkpoint is the whole classifier and reproduces the reported test accuracy.
+    reloaded = keras.saving.load_model(out / "best.keras")
+    images, labels, _ = example.load_split(
+        example.scan_split(tiny_data / "test"), ["blue", "green", "red"], 32)
+    predicted = reloaded.predict(images.astype("float32"), verbose=0).argmax(axis=1)
+    assert np.mean(predicted == labels) == pytest.approx(metrics["accuracy"])
+
+
+def test_bad_files_are_skipped_and_counted(example, tiny_data, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    from PIL import Image
+
+    Image.open(data / "train" / "red" / "0.png").save(data / "train" / "red" / "good.jpg")
+    good = (data / "train" / "red" / "good.jpg").read_bytes()
+    (data / "train" / "red" / "broken.jpg").write_bytes(good[: len(good) // 3])
+    (data / "train" / "green" / "notes.txt").write_text("not an image")
+    metrics = _run(example, data, tmp_path / "out", "--epochs", "1", "--no-plots")
+    skipped = sorted(pathlib.Path(item["path"]).name for item in metrics["skipped_files"])
+    assert skipped == ["broken.jpg", "notes.txt"]
+    distribution = pd.read_csv(tmp_path / "out" / "distribution.csv", index_col="class")
+    assert distribution.loc["red", "train"] == 13 and distribution.loc["green", "train"] == 12
+
+
+def test_mismatched_class_folders_are_named(example, tiny_data, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    (data / "test" / "red").rename(data / "test" / "crimson")
+    with pytest.raises(example.DataError, match=r"test split's class folders differ from "
+                                                r"train's: missing \['red'\], extra \['crimson'\]"):
+        _run(example, data, tmp_path / "out", "--epochs", "1")
+
+
+def test_empty_split_is_an_error(example, tiny_data, tmp_path, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    shutil.rmtree(data / "validation")
+    (data / "validation").mkdir()
+    code = example.main(["--data-dir", str(data), "--out", str(tmp_path / "out")])
+    assert code == 2
+    assert capsys.readouterr().err.strip() == (
+        "train_clothing: error: the validation split is empty (no class folders with files)"
+    )
+
+
+@pytest.mark.skipif(not REAL_DATA.is_dir(), reason="the real clothing dataset is not in ../shared")
+def test_smoke_on_the_real_dataset(example, tmp_path):
+    metrics = _run(example, REAL_DATA, tmp_path / "real", "--max-per-class", "3",
+                   "--epochs", "2", "--no-plots")
+    assert metrics["classes"] == ["dress", "hat", "longsleeve", "outwear", "pants", "shirt",
+                                  "shoes", "shorts", "skirt", "t-shirt"]
+    assert metrics["n"] == 30 and 0.0 <= metrics["accuracy"] <= 1.0
+    assert metrics["skipped_files"] == []
