@@ -130,7 +130,19 @@ def register_alias(foreign: type, keras_class: type) -> None:
     _ALIASES[foreign] = keras_class
 
 
+_BUILTINS_LOADED = False
+
+
+def _load_builtins() -> None:
+    """Register the built-in rules on first lookup (``import modelstats`` stays light)."""
+    global _BUILTINS_LOADED
+    if not _BUILTINS_LOADED:
+        _BUILTINS_LOADED = True
+        from modelstats import layers  # noqa: F401 - registers every built-in rule
+
+
 def _resolve(table: dict, cls: type) -> Optional[tuple[type, Any]]:
+    _load_builtins()
     for klass in cls.__mro__:
         if klass in _UNSUPPORTED:
             return None
@@ -155,6 +167,7 @@ def geometry_rule(cls: type) -> Union[GeometryRule, Geometry, None]:
 
 
 def unsupported_reason(cls: type) -> Optional[str]:
+    _load_builtins()
     for klass in cls.__mro__:
         if klass in _UNSUPPORTED:
             return _UNSUPPORTED[klass]

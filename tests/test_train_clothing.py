@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import pathlib
 import shutil
 
@@ -13,7 +14,9 @@ import pandas as pd
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-REAL_DATA = ROOT.parent / "shared" / "data" / "clothing-dataset-small"
+# The real dataset next to the project (../shared), or wherever CLOTHING_DATASET points.
+REAL_DATA = pathlib.Path(os.environ.get(
+    "CLOTHING_DATASET", ROOT.parent / "shared" / "data" / "clothing-dataset-small"))
 # Three classes, three shades each. Solid colours make RandomFlip and RandomRotation exact
 # identities, and PNG keeps them exact: a randomly initialised MobileNetV2 is chaotic (tiny input
 # changes scramble its features), so these tests check that the pipeline learns and keeps the

@@ -34,7 +34,12 @@ def geometry_blocks(rank: int):
                   st.sampled_from(["same", "valid"])),
         st.tuples(st.just("branch"), st.sampled_from(["add", "concat"]),
                   st.integers(1, 5), st.integers(1, 5), st.integers(1, 2)),
+        # Average, not max: a max pool's gradient reaches only the arg-max, not its window.
+        st.tuples(st.just("adaptive"), st.integers(1, 12)),
     ]
+    if rank == 2:
+        blocks.append(st.tuples(st.just("resize"), st.integers(3, 40), st.integers(3, 40),
+                                st.sampled_from(["nearest", "bilinear"])))
     return st.one_of(*blocks)
 
 
@@ -58,6 +63,7 @@ def build(spec, channels: int = 2):
     pad = {1: L.ZeroPadding1D, 2: L.ZeroPadding2D}[rank]
     crop = {1: L.Cropping1D, 2: L.Cropping2D}[rank]
     up = {1: L.UpSampling1D, 2: L.UpSampling2D}[rank]
+    adaptive = {1: L.AdaptiveAveragePooling1D, 2: L.AdaptiveAveragePooling2D}[rank]
     inputs = keras.Input((size,) * rank + (channels,), name="x")
     x = inputs
     for i, block in enumerate(blocks):
@@ -85,6 +91,14 @@ def build(spec, channels: int = 2):
         elif kind == "transpose":
             k, s, p = args
             x = transpose(channels, k, strides=s, padding=p, name=name)(x)
+        elif kind == "adaptive":
+            (out,) = args
+            if any(out > d for d in x.shape[1:-1]):
+                raise ValueError("adaptive pooling to more positions than its input has")
+            x = adaptive(out if rank == 1 else (out, out), name=name)(x)
+        elif kind == "resize":
+            height, width, interpolation = args
+            x = L.Resizing(height, width, interpolation=interpolation, name=name)(x)
         elif kind == "branch":
             merge, k1, k2, s = args
             a = conv(channels, k1, strides=s, padding="same", name=f"{name}a")(x)
