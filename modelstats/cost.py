@@ -13,7 +13,7 @@ from typing import Any, Optional
 import networkx as nx
 import numpy as np
 
-from modelstats.errors import ShapeError, UnsupportedLayerError
+from modelstats.errors import ShapeError, UnsupportedLayerError, user_stacklevel
 from modelstats.formulas import numel
 from modelstats.registry import ZERO, Cost, cost_rule, unsupported_reason
 
@@ -186,7 +186,7 @@ def node_costs(
                 "its rows are 'unsupported' and the totals are a lower bound. Register a rule "
                 f"with modelstats.register_layer({cls}, cost=...).",
                 UnsupportedLayerWarning,
-                stacklevel=3,
+                stacklevel=user_stacklevel(),
             )
     return results
 

@@ -5,6 +5,9 @@ Every error names what was expected, what was received and, where there is one, 
 
 from __future__ import annotations
 
+import os
+import sys
+
 __all__ = [
     "ModelStatsError",
     "NotAGraphModelError",
@@ -37,3 +40,15 @@ class MisalignedMergeError(ModelStatsError):
 
 class ModelLoadError(ModelStatsError):
     """A model file or application name could not be loaded; the message is one line."""
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning point at the first caller outside modelstats
+    (the user's line), however deep inside the library it is raised."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    return level

@@ -14,7 +14,7 @@ from typing import Any, Optional, Union
 
 import networkx as nx
 
-from modelstats.errors import MisalignedMergeError, ModelStatsError
+from modelstats.errors import MisalignedMergeError, ModelStatsError, user_stacklevel
 from modelstats.geometry import Geometry, compose
 from modelstats.registry import geometry_rule
 
@@ -253,7 +253,7 @@ class Propagation:
             if self.strict:
                 raise MisalignedMergeError(f"Node '{node_id}': {note}.")
             warnings.warn(f"modelstats: node '{node_id}': {note}.", MisalignedMergeWarning,
-                          stacklevel=4)
+                          stacklevel=user_stacklevel())
             size = tuple(max(s.size[a] for s in spatial) for a in range(self.n_axes))
             return _State(SPATIAL, size, widest.stride, widest.padding, False,
                           any(s.global_context for s in spatial), note)

@@ -13,6 +13,7 @@ import pandas as pd
 
 from modelstats import layers as _layers  # noqa: F401 - registers the built-in rules
 from modelstats.cost import Convention, node_costs
+from modelstats.errors import user_stacklevel
 from modelstats.graph import to_networkx
 from modelstats.propagation import (
     MultipleSpatialInputsWarning,
@@ -409,7 +410,7 @@ def analyze(
             f"The model has several inputs with spatial axes {spatial}; receptive fields are "
             f"measured from '{input}'. Pass input= to choose another.",
             MultipleSpatialInputsWarning,
-            stacklevel=2,
+            stacklevel=user_stacklevel(),
         )
     propagation = propagate(graph, input, strict=strict) if spatial or input else None
     if propagation is not None:

@@ -44,6 +44,8 @@ def test_custom_layers_warn_once_per_class_and_strict_lists_every_class(keras):
     assert len(messages) == 2  # one per class, not one per node
     assert "Scale (nodes: scale_a, scale_b)" in messages[0] and "register_layer" in messages[0]
     assert "Shift (nodes: shift)" in messages[1]
+    # Warnings point at the user's line, not inside modelstats.
+    assert {w.filename for w in found} == {__file__}
     rows = report.layers
     assert list(rows.index[rows["status"] == "unsupported"]) == ["scale_a", "scale_b", "shift"]
     assert report.totals["partial"] and report.totals["unsupported"] == ["Scale", "Shift"]
