@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--input-shape", type=_input_shape, action="append", metavar="H,W,C",
                         help="input shape without the batch dimension; repeat once per input "
                              "for multi-input models")
+    parser.add_argument("--rf-input", metavar="NAME",
+                        help="the model input receptive fields are measured from (models with "
+                             "several image inputs; default: the first)")
     parser.add_argument("--batch-size", type=int, default=1, help="batch size for costs (default 1)")
     parser.add_argument("--top", type=int, metavar="K",
                         help="only the K most expensive layers (default: every layer, in graph "
@@ -216,6 +219,7 @@ def run(args: argparse.Namespace) -> tuple[str, list[str]]:
             model,
             input_shape=single_shape if is_file else None,
             batch_size=args.batch_size,
+            input=args.rf_input,
             strict=args.strict,
             convention=args.convention,
             expand_nested=not args.no_expand_nested,

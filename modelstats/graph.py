@@ -328,10 +328,14 @@ def _rebuilt_for(root: Any, adapter: Any, input_shape: Any) -> Any | None:
     if isinstance(input_shape, Mapping):
         by_name = dict(input_shape)
         shapes = [by_name.get(t.name.split(":")[0], tuple(t.shape[1:])) for t in root.inputs]
-    elif len(root.inputs) > 1:
-        shapes = list(input_shape)
     else:
-        shapes = [input_shape]
+        items = list(input_shape)
+        nested = bool(items) and all(
+            isinstance(s, Sequence) and not isinstance(s, str) for s in items
+        )
+        shapes = items if nested else [tuple(items)]
+    if len(shapes) != len(root.inputs):
+        return None  # the generic check in _reinfer_shapes reports the mismatch
     for shape, tensor in zip(shapes, root.inputs):
         old = tuple(tensor.shape[1:])
         if len(tuple(shape)) != len(old) or any(

@@ -213,3 +213,27 @@ def test_console_entry_points_keep_stderr_to_one_line(saved):
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 0 and done.stderr == "", done.stderr
         assert json.loads(done.stdout)["totals"]["macs"] == 55_296 + 8 * 4
+
+
+def test_multi_input_model_shapes_and_field_input(capsys, keras, tmp_path):
+    a = keras.Input((None, None, 3), name="a")
+    b = keras.Input((None, None, 3), name="b")
+    ya = keras.layers.Conv2D(4, 3, strides=2, padding="same", name="ca")(a)
+    yb = keras.layers.Conv2D(4, 3, padding="same", name="cb")(b)
+    keras.Model([a, b], keras.layers.Add(name="add")([ya, yb])).save(tmp_path / "two.keras")
+
+    code, out, err = run_cli(capsys, tmp_path / "two.keras", "--input-shape", "32,32,3",
+                             "--input-shape", "16,16,3", "--format", "json")
+    document = json.loads(out)
+    assert code == 0 and document["totals"]["rf_input"] == "a"
+    # ca: 16*16 * 3*3*3 * 4; cb: 16*16 * 3*3*3 * 4
+    assert document["totals"]["macs"] == 2 * 16 * 16 * 27 * 4
+    assert err.startswith("modelstats: warning: The model has several inputs")
+
+    code, out, err = run_cli(capsys, tmp_path / "two.keras", "--input-shape", "32,32,3",
+                             "--input-shape", "16,16,3", "--rf-input", "b", "--format", "json")
+    assert code == 0 and err == "" and json.loads(out)["totals"]["rf_input"] == "b"
+
+    code, _, err = run_cli(capsys, tmp_path / "two.keras", "--input-shape", "32,32,3")
+    assert "The model has 2 inputs (['a', 'b']); pass input_shape as a list with one shape " \
+        "per input" in one_line_error(code, err)

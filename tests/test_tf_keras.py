@@ -152,3 +152,26 @@ def test_golden_checks_on_the_jax_backend():
     done = subprocess.run([sys.executable, "-c", JAX_CHECK], env=env, capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+LEGACY_CHECK = textwrap.dedent("""
+    import tensorflow as tf, modelstats
+    x = tf.keras.Input((32, 32, 3), name="image")
+    y = tf.keras.layers.Conv2D(8, 3, strides=2, padding="same", name="conv")(x / 127.5 - 1.0)
+    model = tf.keras.Model(x, y)
+    assert type(model).__module__.startswith("tf_keras"), type(model).__module__
+    report = modelstats.analyze(model)
+    assert list(report.layers["type"]) == ["InputLayer", "TFOpLambda", "TFOpLambda", "Conv2D"]
+    assert report.layers.loc["conv", "macs"] == 16 * 16 * 3 * 3 * 3 * 8
+    assert report.layers.loc["tf.math.truediv", "flops"] == 32 * 32 * 3
+    assert report.receptive_field("conv").size == (3, 3)
+    print("ok")
+""")
+
+
+def test_tf_keras_through_tf_use_legacy_keras():
+    """TensorFlow's own switch to Keras 2: tf.keras models are tf_keras objects."""
+    env = {**os.environ, "TF_USE_LEGACY_KERAS": "1"}
+    done = subprocess.run([sys.executable, "-c", LEGACY_CHECK], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]

@@ -3,7 +3,8 @@
 1-D, 2-D and 3-D inputs; convolutions (plain, dilated, grouped, depthwise, separable,
 transposed), pooling, padding, cropping, upsampling, normalisation, activations, dense layers on
 the last axis, global pooling; branches that merge (Add, Multiply, Concatenate), layers shared
-between call sites, and nesting as a sub-model. For every model Keras builds:
+between call sites, nesting (one and two levels, a sub-model called twice) and models with two
+inputs and two outputs. For every model Keras builds:
 
 - ``analyze`` raises nothing;
 - the totals equal the sums of the rows, and the parameters equal ``count_params()``;
@@ -114,7 +115,8 @@ def _draw_model(data, keras):
         except ValueError:  # Keras refuses this block at this size: skip it, keep the net
             continue
     model = keras.Model(inputs, tensor, name="inner")
-    head = data.draw(st.sampled_from(["none", "global", "nested"]), label="head")
+    head = data.draw(st.sampled_from(["none", "global", "nested", "two_levels", "multi_io"]),
+                     label="head")
     event(f"head: {head}")
     if head == "none":
         return model
@@ -123,6 +125,15 @@ def _draw_model(data, keras):
     if head == "global":
         out = _layers(keras, rank)["global"](name="pool")(features)
         return keras.Model(outer, keras.layers.Dense(3, name="classes")(out), name="outer_model")
+    if head == "two_levels":  # a model nested in a model nested in the analysed one
+        middle_input = keras.Input(inputs.shape[1:], name="middle_x")
+        middle = keras.Model(middle_input, model(middle_input), name="middle")
+        return keras.Model(outer, middle(outer), name="outer_model")
+    if head == "multi_io":  # two inputs, two outputs, the sub-model called on both
+        second = keras.Input(inputs.shape[1:], name="outer2")
+        pooled = _layers(keras, rank)["global"](name="pool2")(model(second))
+        return keras.Model([outer, second], [features, keras.layers.Dense(2, name="d2")(pooled)],
+                           name="outer_model")
     # nested twice: the same sub-model called on two branches, then merged
     twin = model(keras.layers.Activation("relu", name="pre")(outer))
     return keras.Model(outer, keras.layers.Add(name="join")([features, twin]), name="outer_model")
@@ -169,6 +180,7 @@ def test_analyze_generated_architectures(data):
         assume(False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", modelstats.MisalignedMergeWarning)
+        warnings.simplefilter("ignore", modelstats.MultipleSpatialInputsWarning)
         warnings.simplefilter("error", modelstats.UnsupportedLayerWarning)  # all are supported
         report = modelstats.analyze(model)
 
