@@ -357,6 +357,10 @@ def run(args, log=print) -> dict:
     from modelstats.evaluation import evaluate
 
     keras.utils.set_random_seed(args.seed)
+    try:
+        import PIL  # noqa: F401 - keras.utils.load_img reads images with Pillow
+    except ImportError:
+        raise DataError("reading images needs Pillow: pip install 'modelstats[examples]'") from None
     if not args.data_dir.is_dir():
         raise DataError(f"data folder '{args.data_dir}' does not exist; pass --data-dir "
                         "(layout: train|validation|test/<class>/*.jpg)")

@@ -283,8 +283,8 @@ class Report:
     def totals_table(self) -> pd.DataFrame:
         return pd.DataFrame({"value": self.totals}).rename_axis("total")
 
-    def to_markdown(self, top: int = 10) -> str:
-        """Totals, convention and the top layers as a Markdown document."""
+    def to_markdown(self, top: int = 10, by: str = "flops") -> str:
+        """Totals, convention and the ``top`` layers by ``by`` as a Markdown document."""
         t = self.totals
         lines = [
             f"# {self.graph.graph.get('name', 'model')}",
@@ -296,9 +296,9 @@ class Report:
             f"- totals partial: {t['partial']}"
             + (f" (a lower bound: no rule for {', '.join(t['unsupported'])})" if t["partial"] else ""),
             "",
-            f"## Top {top} layers by FLOPs",
+            f"## Top {top} layers by {by}",
             "",
-            _markdown_table(self.top(top)[["type", "output_shape", "macs", "flops", "params"]]),
+            _markdown_table(self.top(top, by)[["type", "output_shape", "macs", "flops", "params"]]),
         ]
         return "\n".join(lines) + "\n"
 
