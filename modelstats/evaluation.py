@@ -57,7 +57,9 @@ def _probabilities(y_prob: np.ndarray) -> np.ndarray:
             "y_prob rows must be probabilities that sum to 1; these look like logits or scores. "
             "Apply a softmax first, or pass predicted labels (1-D) instead."
         )
-    return y_prob
+    # float32 softmax rows sum to 1 only within ~1e-7; renormalised in float64 so that
+    # scikit-learn's stricter check does not warn about them.
+    return y_prob / y_prob.sum(axis=1, keepdims=True)
 
 
 @dataclass

@@ -113,6 +113,7 @@ def test_unknown_raw_tf_op_is_unsupported_not_zero():
     assert row["status"] == "unsupported" and "tf.math.cumsum" in row["note"]
 
 
+@pytest.mark.filterwarnings("ignore:You are saving your model as an HDF5 file")
 def test_cli_loads_keras2_h5(tmp_path, capsys):
     from modelstats.cli import main
     from modelstats.models import clothing_classifier
