@@ -156,7 +156,7 @@ def _render(report, args) -> str:
     if args.format == "csv":
         return rows.to_csv()
     if args.format == "markdown":
-        return report.to_markdown(top=len(rows) if args.top is None else args.top, by=args.by)
+        return report.to_markdown(top=args.top, by=args.by)
     document = report.to_dict()
     if args.top is not None:
         keep = set(rows.index)

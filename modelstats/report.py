@@ -283,9 +283,15 @@ class Report:
     def totals_table(self) -> pd.DataFrame:
         return pd.DataFrame({"value": self.totals}).rename_axis("total")
 
-    def to_markdown(self, top: int = 10, by: str = "flops") -> str:
-        """Totals, convention and the ``top`` layers by ``by`` as a Markdown document."""
+    def to_markdown(self, top: Optional[int] = 10, by: str = "flops") -> str:
+        """Totals, convention and the ``top`` layers by ``by`` as a Markdown document
+        (``top=None``: every layer, in graph order)."""
         t = self.totals
+        columns = ["type", "output_shape", "macs", "flops", "params"]
+        if top is None:
+            heading, rows = f"All {len(self.layers)} layers, in graph order", self.layers
+        else:
+            heading, rows = f"Top {top} layers by {by}", self.top(top, by)
         lines = [
             f"# {self.graph.graph.get('name', 'model')}",
             "",
@@ -296,9 +302,9 @@ class Report:
             f"- totals partial: {t['partial']}"
             + (f" (a lower bound: no rule for {', '.join(t['unsupported'])})" if t["partial"] else ""),
             "",
-            f"## Top {top} layers by {by}",
+            f"## {heading}",
             "",
-            _markdown_table(self.top(top, by)[["type", "output_shape", "macs", "flops", "params"]]),
+            _markdown_table(rows[columns]),
         ]
         return "\n".join(lines) + "\n"
 

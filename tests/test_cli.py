@@ -93,7 +93,10 @@ def test_saved_model_every_format_parses(capsys, saved, name):
     assert [row["node"] for row in document["layers"]] == ["image", "conv", "gap", "dense"]
 
     code, out, _ = run_cli(capsys, saved / name, "--format", "markdown")
-    assert out.startswith("# small") and "| conv | Conv2D |" in out
+    assert out.startswith("# small") and "## All 4 layers, in graph order" in out
+    body = out.split("## All 4 layers, in graph order")[1]
+    assert [line.split(" | ")[0] for line in body.strip().splitlines()[2:]] == \
+        ["| image", "| conv", "| gap", "| dense"]
 
 
 def test_input_shape_replaces_unknown_sizes(capsys, saved, keras, tmp_path):
