@@ -239,7 +239,6 @@ def one_hot(labels, n_classes):
 
 def train_cached(args, classifier, data, n_classes, keep_best, log):
     """Cache pooled features of every image and its mirror image; train the head on them."""
-    import numpy as np
     import tensorflow as tf
     import keras
 
