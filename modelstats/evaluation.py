@@ -12,6 +12,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from modelstats._render import markdown_table, pyplot
 from modelstats.errors import ModelStatsError
 
 __all__ = ["evaluate", "Evaluation"]
@@ -122,23 +123,21 @@ class Evaluation:
             "",
             "## Per class",
             "",
-            _markdown(per_class, float_format="{:.2f}"),
+            markdown_table(per_class, float_format="{:.2f}"),
             "",
             "## Confusion matrix (rows: true, columns: predicted)",
             "",
-            _markdown(self.confusion),
+            markdown_table(self.confusion),
             "",
             f"## Most confused pairs (top {k})",
             "",
-            _markdown(self.top_confusions(k).set_index("true"), float_format="{:.1%}"),
+            markdown_table(self.top_confusions(k).set_index("true"), float_format="{:.1%}"),
         ]
         return "\n".join(lines) + "\n"
 
     def plot_confusion(self, ax=None, normalized: bool = True):
         """Heatmap of the confusion matrix (row-normalised by default), counts written in."""
-        from modelstats.report import _pyplot
-
-        plt = _pyplot()
+        plt = pyplot()
         values = (self.confusion_normalized if normalized else self.confusion).to_numpy(float)
         n = len(self.class_names)
         ax = ax or plt.subplots(figsize=(1.0 + 0.7 * n, 0.8 + 0.6 * n))[1]
@@ -157,15 +156,6 @@ class Evaluation:
         ax.set_title(f"Confusion ({'row-normalised' if normalized else 'counts'}), "
                      f"accuracy {self.accuracy:.1%}")
         return ax
-
-
-def _markdown(frame: pd.DataFrame, float_format: str = "{}") -> str:
-    columns = [str(frame.index.name or ""), *map(str, frame.columns)]
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for index, *values in frame.itertuples(name=None):  # keeps each column's own type
-        cells = [float_format.format(v) if isinstance(v, float) else str(v) for v in values]
-        lines.append("| " + " | ".join([str(index), *cells]) + " |")
-    return "\n".join(lines)
 
 
 def evaluate(y_true: Any, y_prob: Any, class_names: Optional[Sequence[str]] = None) -> Evaluation:

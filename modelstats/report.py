@@ -13,6 +13,7 @@ import pandas as pd
 
 from modelstats import layers as _layers  # noqa: F401 - registers the built-in rules
 from modelstats.cost import Convention, node_costs
+from modelstats._render import markdown_table, pyplot
 from modelstats.errors import user_stacklevel
 from modelstats.graph import to_networkx
 from modelstats.propagation import (
@@ -304,7 +305,7 @@ class Report:
             "",
             f"## {heading}",
             "",
-            _markdown_table(rows[columns]),
+            markdown_table(rows[columns], index_label="node"),
         ]
         return "\n".join(lines) + "\n"
 
@@ -319,7 +320,7 @@ class Report:
     # -- plots ----------------------------------------------------------------------------
     def plot_cost(self, k: int = 10, by: str = "flops", ax=None):
         """Bar chart of ``by`` per node in graph order, the top ``k`` highlighted."""
-        plt = _pyplot()
+        plt = pyplot()
         ax = ax or plt.subplots(figsize=(12, 4))[1]
         values = self.layers[by].astype("Float64").fillna(0).to_numpy(dtype=float)
         top = set(self.top(k, by).index)
@@ -332,7 +333,7 @@ class Report:
 
     def plot_receptive_field(self, ax=None):
         """Receptive-field size and stride (first axis) through the network, in graph order."""
-        plt = _pyplot()
+        plt = pyplot()
         ax = ax or plt.subplots(figsize=(12, 4))[1]
         size_cols = [c for c in self.layers.columns if c.startswith("rf_size_")]
         stride_cols = [c for c in self.layers.columns if c.startswith("rf_stride_")]
@@ -347,31 +348,6 @@ class Report:
         ax.set_title("Receptive field growth")
         ax.legend()
         return ax
-
-
-def _pyplot():
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "Plots need matplotlib: pip install 'modelstats[plot]'"
-        ) from exc
-    return plt
-
-
-def _markdown_table(frame: pd.DataFrame) -> str:
-    columns = [frame.index.name or "node", *frame.columns]
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for index, row in frame.iterrows():
-        cells = [str(index)] + [
-            "n/a" if v is pd.NA else f"{v:,}" if isinstance(v, int) else str(v)
-            for v in row.tolist()
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 def analyze(
