@@ -36,6 +36,14 @@ def mobilenet(keras):
     )
 
 
+@pytest.fixture(scope="session")
+def mobilenet_any_size(keras):
+    """MobileNetV2 feature extractor with unknown spatial dimensions (None, None, 3)."""
+    return keras.applications.MobileNetV2(
+        input_shape=(None, None, 3), include_top=False, weights=None
+    )
+
+
 _APP_CACHE: dict = {}
 
 
@@ -66,3 +74,32 @@ def restore_registry():
     for table, copy in zip((registry._COST, registry._GEOMETRY, registry._UNSUPPORTED), saved):
         table.clear()
         table.update(copy)
+
+
+def load_example(name: str):
+    """Import ``examples/<name>.py`` as a module (the examples are scripts, not a package)."""
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parent.parent / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def subclassed_model(keras):
+    """A built subclassed model: no static graph for modelstats to read."""
+
+    class Net(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(2)
+
+        def call(self, x):
+            return self.dense(x)
+
+    net = Net()
+    net(keras.ops.ones((1, 3)))
+    return net

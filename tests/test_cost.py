@@ -212,9 +212,8 @@ def test_lambda_is_unsupported(keras):
     assert "arbitrary Python code" in table.loc["lam", "note"]
 
 
-def test_unknown_size_asks_for_input_shape(mobilenet, keras):
-    model = keras.applications.MobileNetV2(input_shape=(None, None, 3), include_top=False,
-                                           weights=None)
+def test_unknown_size_asks_for_input_shape(mobilenet, mobilenet_any_size):
+    model = mobilenet_any_size
     first = model.layers[0].name  # the input: the first node whose size is unknown
     with pytest.raises(modelstats.ShapeError,
                        match=rf"layer '{first}' \(InputLayer\) has shape \(None, None, 3\).*"

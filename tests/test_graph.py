@@ -185,27 +185,15 @@ def test_sequential_built_and_unbuilt(keras):
     assert not unbuilt.built  # analysing never builds the user's model
 
 
-def test_subclassed_model_is_refused(keras):
-    class Net(keras.Model):
-        def __init__(self):
-            super().__init__()
-            self.dense = keras.layers.Dense(2)
-
-        def call(self, x):
-            return self.dense(x)
-
-    net = Net()
-    net(keras.ops.ones((1, 3)))
+def test_subclassed_model_is_refused(subclassed_model):
     with pytest.raises(NotAGraphModelError, match="subclassed model.*Functional API"):
-        modelstats.to_networkx(net)
+        modelstats.to_networkx(subclassed_model)
     with pytest.raises(NotAGraphModelError, match="Received: an object of type int"):
         modelstats.to_networkx(3)
 
 
-def test_input_shape_reinfers_shapes(keras):
-    model = keras.applications.MobileNetV2(
-        input_shape=(None, None, 3), include_top=False, weights=None
-    )
+def test_input_shape_reinfers_shapes(mobilenet_any_size):
+    model = mobilenet_any_size
     g = modelstats.to_networkx(model, input_shape=(224, 224, 3))
     assert g.nodes["Conv_1"]["output_shapes"] == [(7, 7, 1280)]
     assert g.nodes["block_1_pad"]["output_shapes"] == [(113, 113, 96)]

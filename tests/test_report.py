@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import pathlib
@@ -11,6 +10,7 @@ import pandas as pd
 import pytest
 
 import modelstats
+from tests.conftest import load_example
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PUBLISHED_TOP10 = [  # seed README: the original study's top 10 by FLOPs
@@ -55,16 +55,8 @@ def test_csv_and_json_round_trip(report):
     assert "Conv_1" in report.to_markdown() and "<table>" in report._repr_html_()
 
 
-def load_example():
-    spec = importlib.util.spec_from_file_location("mobilenet_report",
-                                                  ROOT / "examples" / "mobilenet_report.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_worked_example_end_to_end(tmp_path, capsys):
-    example = load_example()
+    example = load_example("mobilenet_report")
     assert example.main(["--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
     assert "2,270,794" in printed and "12,810 trainable" in printed

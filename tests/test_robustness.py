@@ -93,19 +93,9 @@ def test_not_a_graph_model(keras, entry, make, expected):
         getattr(modelstats, entry)(make(keras))
 
 
-def test_subclassed_model_through_analyze(keras):
-    class Net(keras.Model):
-        def __init__(self):
-            super().__init__()
-            self.dense = keras.layers.Dense(2)
-
-        def call(self, x):
-            return self.dense(x)
-
-    net = Net()
-    net(keras.ops.ones((1, 3)))
+def test_subclassed_model_through_analyze(subclassed_model):
     with pytest.raises(modelstats.NotAGraphModelError, match="subclassed model.*Functional API"):
-        modelstats.analyze(net)
+        modelstats.analyze(subclassed_model)
 
 
 # -- unknown and unfitting sizes ------------------------------------------------------------------

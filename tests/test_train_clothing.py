@@ -3,7 +3,6 @@ on the real clothing dataset when ../shared has it."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import pathlib
@@ -12,6 +11,8 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+
+from tests.conftest import load_example
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 # The real dataset next to the project (../shared), or wherever CLOTHING_DATASET points.
@@ -30,11 +31,7 @@ SHADES = {
 
 @pytest.fixture(scope="module")
 def example():
-    spec = importlib.util.spec_from_file_location("train_clothing",
-                                                  ROOT / "examples" / "train_clothing.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("train_clothing")
 
 
 def _write_image(path, colour, size=40):
