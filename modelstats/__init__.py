@@ -27,14 +27,19 @@ _EXPORTS = {
     "Convention": "modelstats.cost",
     "Cost": "modelstats.registry",
     "ZERO": "modelstats.registry",
-    "register_layer": "modelstats.registry",
-    "supported_layers": "modelstats.registry",
+    "Unsupported": "modelstats.registry",
+    "Registry": "modelstats.registry",
+    "register_layer": "modelstats.rules",
+    "supported_layers": "modelstats.rules",
     "ModelStatsError": "modelstats.errors",
     "NotAGraphModelError": "modelstats.errors",
     "ShapeError": "modelstats.errors",
     "UnsupportedLayerError": "modelstats.errors",
     "MisalignedMergeError": "modelstats.errors",
     "ModelLoadError": "modelstats.errors",
+    "RuleError": "modelstats.errors",
+    "OptionError": "modelstats.errors",
+    "UnknownOptionError": "modelstats.errors",
     "UnsupportedLayerWarning": "modelstats.cost",
     "MisalignedMergeWarning": "modelstats.propagation",
     "MultipleSpatialInputsWarning": "modelstats.propagation",
@@ -51,7 +56,10 @@ if TYPE_CHECKING:  # pragma: no cover - static analysers see the eager imports
         ModelLoadError,
         ModelStatsError,
         NotAGraphModelError,
+        OptionError,
+        RuleError,
         ShapeError,
+        UnknownOptionError,
         UnsupportedLayerError,
     )
     from modelstats.graph import to_networkx
@@ -61,7 +69,8 @@ if TYPE_CHECKING:  # pragma: no cover - static analysers see the eager imports
         MultipleSpatialInputsWarning,
         ReceptiveField,
     )
-    from modelstats.registry import ZERO, Cost, register_layer, supported_layers
+    from modelstats.registry import ZERO, Cost, Registry, Unsupported
+    from modelstats.rules import register_layer, supported_layers
     from modelstats.report import Report, analyze, count_flops, receptive_field
 
 

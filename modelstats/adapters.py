@@ -185,18 +185,21 @@ TF_OP_EQUIVALENTS = {
 
 
 def _register_tf_keras_rules(tf_keras: Any) -> None:
+    """Resolve tf_keras classes with the Keras 3 rules of the same name, in the built-in
+    registry (a user's rules still win)."""
     import keras
     import keras.src.ops.numpy as numpy_ops
 
-    from modelstats import layers as _rules  # noqa: F401 - the Keras 3 rules, registered
-    from modelstats.registry import cost_rule, geometry_rule, register_alias, register_layer
+    from modelstats import rules
+    from modelstats.registry import Rule, Unsupported, dispatching
 
+    registry = rules.DEFAULT
     for name in dir(tf_keras.layers):
         theirs, ours = getattr(tf_keras.layers, name), getattr(keras.layers, name, None)
         if isinstance(theirs, type) and isinstance(ours, type):
-            register_alias(theirs, ours)
-    register_alias(tf_keras.Model, keras.Model)
-    register_alias(tf_keras.Sequential, keras.Sequential)
+            registry.alias(theirs, ours)
+    registry.alias(tf_keras.Model, keras.Model)
+    registry.alias(tf_keras.Sequential, keras.Sequential)
 
     from tf_keras.src.layers.core.tf_op_layer import TFOpLambda
 
@@ -205,17 +208,14 @@ def _register_tf_keras_rules(tf_keras: Any) -> None:
         name = TF_OP_EQUIVALENTS.get(symbol)
         op = getattr(numpy_ops, name, None) if name else None
         if op is None:
-            raise LookupError(f"TFOpLambda tf.{symbol}")
+            raise Unsupported(f"no rule for TFOpLambda tf.{symbol}")
         return op
 
     def tf_op_cost(layer, input_shapes, output_shapes):
-        rule = cost_rule(equivalent(layer))
-        from modelstats.registry import ZERO, Cost
-
-        return Cost() if rule is ZERO else rule(layer, input_shapes, output_shapes)
+        return dispatching().cost(layer, input_shapes, output_shapes, as_class=equivalent(layer))
 
     def tf_op_geometry(layer, input_shapes, output_shapes):
-        rule = geometry_rule(equivalent(layer))
-        return rule(layer, input_shapes, output_shapes) if callable(rule) else rule
+        return dispatching().geometry(layer, input_shapes, output_shapes,
+                                      as_class=equivalent(layer))
 
-    register_layer(TFOpLambda, cost=tf_op_cost, geometry=tf_op_geometry)
+    registry.add_builtin(Rule(TFOpLambda, cost=tf_op_cost, geometry=tf_op_geometry))

@@ -13,19 +13,11 @@ from typing import Any, Optional
 import networkx as nx
 import numpy as np
 
-from modelstats.errors import ShapeError, UnsupportedLayerError, user_stacklevel
+from modelstats.errors import NotAGraphModelError, ShapeError, UnsupportedLayerError, user_stacklevel
 from modelstats.formulas import numel
-from modelstats.registry import ZERO, Cost, cost_rule, unsupported_reason
+from modelstats.registry import NESTED, Cost, Registry, Unsupported
 
 __all__ = ["Convention", "NodeCost", "UnsupportedLayerWarning", "node_costs"]
-
-# Layers whose batch-norm successor can be folded into their weights.
-_FOLDABLE_PREDECESSORS = {
-    "Conv1D", "Conv2D", "Conv3D", "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D",
-    "SeparableConv2D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose", "Dense",
-    "EinsumDense",
-}
-
 
 class UnsupportedLayerWarning(UserWarning):
     """A layer class has no cost rule: its rows are ``unsupported`` and totals a lower bound."""
@@ -122,9 +114,34 @@ def _require_known(node_id: str, data: dict) -> None:
             )
 
 
-def _folded(graph: nx.DiGraph, node_id: str) -> bool:
+def _folded(graph: nx.DiGraph, node_id: str, registry: Registry) -> bool:
+    """A batch norm whose only input comes from an operation it can be folded into."""
     predecessors = list(graph.predecessors(node_id))
-    return len(predecessors) == 1 and graph.nodes[predecessors[0]]["type"] in _FOLDABLE_PREDECESSORS
+    return len(predecessors) == 1 and registry.foldable(
+        type(graph.nodes[predecessors[0]]["operation"])
+    )
+
+
+def _nested_cost(operation: Any, input_shapes, convention: Convention,
+                 registry: Registry) -> tuple[Cost, int]:
+    """Cost and FLOPs of a nested model kept as one node: its inner graph counted with the
+    same convention and registry, so the totals equal the expanded model's."""
+    from modelstats.graph import to_networkx
+
+    shape = input_shapes[0] if len(input_shapes) == 1 else list(input_shapes)
+    try:
+        inner = to_networkx(operation, input_shape=shape)
+    except NotAGraphModelError:
+        raise Unsupported(
+            f"{type(operation).__name__} is a model with no static graph of layer calls"
+        ) from None
+    total, flops = Cost(), 0
+    for record in node_costs(inner, convention, registry=registry, _warn=False):
+        if record.status == "unsupported":
+            raise Unsupported(f"{record.node} ({record.type}) inside: {record.reason}")
+        total += record.cost
+        flops += record.flops
+    return total, flops
 
 
 def node_costs(
@@ -132,12 +149,19 @@ def node_costs(
     convention: Convention = Convention(),
     *,
     strict: bool = False,
+    registry: Optional[Registry] = None,
+    _warn: bool = True,
 ) -> list[NodeCost]:
     """Cost of every node of a graph from :func:`modelstats.to_networkx`, in graph order.
 
     Unsupported layers are listed (``status="unsupported"``) and warned about once per class;
     with ``strict=True`` they raise :class:`UnsupportedLayerError` naming every such class.
+    A rule that fails raises :class:`~modelstats.errors.RuleError` naming the layer.
     """
+    if registry is None:
+        from modelstats import rules
+
+        registry = rules.active()
     results: list[NodeCost] = []
     unsupported: dict[str, list[str]] = {}
     for node_id, data in graph.nodes(data=True):
@@ -151,28 +175,28 @@ def node_costs(
             activations=activations,
             activation_bytes=activations * _itemsize(data["dtype"]),
         )
-        rule = cost_rule(type(operation))
-        if rule is None:
-            record.status = "unsupported"
-            record.reason = unsupported_reason(type(operation)) or "no cost rule for this class"
-        elif rule is ZERO:
-            record.status = "zero"
-        else:
-            try:
-                record.cost = rule(operation, data["input_shapes"], data["output_shapes"])
-            except LookupError as exc:  # an unknown activation or wrapped layer
-                record.status = "unsupported"
-                record.reason = f"no rule for {exc.args[0] if exc.args else exc}"
+        try:
+            if registry.cost_rule(type(operation)) is NESTED:
+                record.cost, record.flops = _nested_cost(
+                    operation, data["input_shapes"], convention, registry
+                )
             else:
-                folded = convention.fold_batchnorm and record.cost.norm and _folded(graph, node_id)
+                record.cost = registry.cost(
+                    operation, data["input_shapes"], data["output_shapes"], node=node_id
+                )
+                folded = (convention.fold_batchnorm and record.cost.norm
+                          and _folded(graph, node_id, registry))
                 record.flops = convention.flops(record.cost, folded=bool(folded))
-                if record.cost == Cost():
-                    record.status = "zero"
-        if record.status == "unsupported":
+        except Unsupported as exc:
+            record.status = "unsupported"
+            record.reason = exc.reason
             unsupported.setdefault(record.type, []).append(node_id)
+        else:
+            if record.cost == Cost():
+                record.status = "zero"
         results.append(record)
 
-    if unsupported:
+    if unsupported and _warn:
         listing = "; ".join(f"{cls} ({', '.join(nodes)})" for cls, nodes in unsupported.items())
         if strict:
             raise UnsupportedLayerError(
@@ -189,18 +213,3 @@ def node_costs(
                 stacklevel=user_stacklevel(),
             )
     return results
-
-
-def nested_model_cost(graph_builder: Any):
-    """Cost rule for a nested model kept as one node (``expand_nested=False``)."""
-
-    def rule(layer, input_shapes, output_shapes) -> Cost:
-        inner = graph_builder(layer, input_shapes)
-        total = Cost()
-        for record in node_costs(inner, Convention()):
-            if record.status == "unsupported":
-                raise LookupError(f"{record.type} inside nested model {layer.name}")
-            total += record.cost
-        return total
-
-    return rule

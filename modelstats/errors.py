@@ -15,6 +15,9 @@ __all__ = [
     "UnsupportedLayerError",
     "MisalignedMergeError",
     "ModelLoadError",
+    "RuleError",
+    "OptionError",
+    "UnknownOptionError",
 ]
 
 
@@ -36,6 +39,20 @@ class UnsupportedLayerError(ModelStatsError):
 
 class MisalignedMergeError(ModelStatsError):
     """``strict=True`` and a merge joins paths whose receptive fields are not aligned."""
+
+
+class RuleError(ModelStatsError, RuntimeError):
+    """A cost or geometry rule failed on a call; the message names the layer and the rule."""
+
+
+class OptionError(ModelStatsError):
+    """An argument has a value modelstats does not accept (a convention preset, a column to rank
+    by, an option that must be a bool); the message names the value and the valid choices."""
+
+
+class UnknownOptionError(OptionError, TypeError):
+    """A keyword option modelstats does not know. Also a ``TypeError``, what Python raises for an
+    unexpected keyword, so code written against that keeps working."""
 
 
 class ModelLoadError(ModelStatsError):

@@ -16,7 +16,7 @@ import networkx as nx
 
 from modelstats.errors import MisalignedMergeError, ModelStatsError, user_stacklevel
 from modelstats.geometry import Geometry, compose
-from modelstats.registry import geometry_rule
+from modelstats.registry import Registry, Unsupported
 
 __all__ = [
     "ReceptiveField",
@@ -152,7 +152,13 @@ def _as_position(position, n_axes: int) -> tuple[int, ...]:
 class Propagation:
     """Receptive-field states of all nodes of a graph for one input (internal)."""
 
-    def __init__(self, graph: nx.DiGraph, input_node: str, *, strict: bool = False):
+    def __init__(self, graph: nx.DiGraph, input_node: str, *, strict: bool = False,
+                 registry: Optional[Registry] = None):
+        if registry is None:
+            from modelstats import rules
+
+            registry = rules.active()
+        self.registry = registry
         self.graph = graph
         self.input_node = input_node
         self.strict = strict
@@ -165,11 +171,9 @@ class Propagation:
             self.states[node_id] = self._state(node_id)
 
     # -- forward ---------------------------------------------------------------------------
-    def _geometry(self, node_id: str, data: dict) -> Optional[Geometry]:
-        rule = geometry_rule(type(data["operation"]))
-        if rule is None or isinstance(rule, Geometry):
-            return rule
-        return rule(data["operation"], data["input_shapes"], data["output_shapes"])
+    def _geometry(self, node_id: str, data: dict) -> Geometry:
+        return self.registry.geometry(data["operation"], data["input_shapes"],
+                                      data["output_shapes"], node=node_id)
 
     def _state(self, node_id: str) -> _State:
         data = self.graph.nodes[node_id]
@@ -183,10 +187,8 @@ class Propagation:
             return _State(UNRELATED)
         try:
             geometry = self._geometry(node_id, data)
-        except LookupError as exc:
-            return _State(UNSUPPORTED, note=f"no geometry rule for {exc.args[0]}")
-        if geometry is None:
-            return _State(UNSUPPORTED, note=f"no geometry rule for {data['type']}")
+        except Unsupported as exc:
+            return _State(UNSUPPORTED, note=exc.reason)
         if any(s.status in (UNSUPPORTED, UNKNOWN) for s in related):
             return _State(UNKNOWN, note="downstream of a layer without a field")
         if geometry.kind == "global":

@@ -1,27 +1,39 @@
-"""Rules keyed by operation class, resolved along the class's MRO.
+"""Rules keyed by operation class, held by a :class:`Registry` object.
 
-Two tables: a *cost* rule (MACs and elementwise work) and a *geometry* rule (what the layer does
-to spatial positions). A cost rule may be :data:`ZERO`: the layer is known to cost nothing at
-inference (dropout, reshapes, augmentation). A class with no rule anywhere on its MRO is
-*unsupported*: reported as such, never counted as zero.
+Each class may have a *cost* rule (MACs and elementwise work) and a *geometry* rule (what the
+operation does to spatial positions). A cost rule may be :data:`ZERO`: the operation is known to
+cost nothing at inference (dropout, reshapes, augmentation). A class with no rule anywhere on its
+MRO is *unsupported*: reported as such, never counted as zero.
+
+A registry holds two tables: the built-in rules it was created with and the rules a user
+registers on it. Lookup walks the class's MRO; at each class the user's rule comes before the
+built-in one, so a user's registration always wins over a built-in rule for the same class, and
+a rule for a subclass wins over one for its base.
+
+This module imports no Keras and no rule module: the built-in rules are collected by
+:mod:`modelstats.layers` and the registry in force is made in :mod:`modelstats.rules`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import contextvars
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple, Optional, Union
 
+from modelstats.errors import RuleError
 from modelstats.geometry import Geometry
 
 __all__ = [
     "Cost",
     "ZERO",
-    "register_layer",
-    "supported_layers",
-    "cost_rule",
-    "geometry_rule",
+    "NESTED",
+    "Unsupported",
+    "Rule",
+    "RuleSet",
+    "Registry",
     "LayerSupport",
+    "dispatching",
 ]
 
 Shapes = Sequence[tuple]
@@ -55,126 +67,76 @@ class Cost:
                     self.norm * factor)
 
 
-class _Zero:
+class _Marker:
+    def __init__(self, name: str) -> None:
+        self._name = name
+
     def __repr__(self) -> str:
-        return "ZERO"
+        return self._name
 
 
 #: Cost rule meaning "known to cost nothing at inference".
-ZERO: Any = _Zero()
+ZERO: Any = _Marker("ZERO")
+#: Cost rule of a nested model kept as one node: the cost engine sums its inner graph with the
+#: caller's convention (so folding and every other choice apply identically inside).
+NESTED: Any = _Marker("NESTED")
+
+
+class Unsupported(Exception):
+    """Raised by a rule that cannot describe this particular call; the reason is reported.
+
+    A rule raises it for a call it cannot count or map (an activation without a FLOP count, a
+    wrapped layer without a rule). Any other exception escaping a rule is a bug in the rule and
+    surfaces as :class:`~modelstats.errors.RuleError` naming the layer and the rule.
+
+    Examples
+    --------
+    >>> from modelstats.registry import Unsupported
+    >>> def cost(layer, input_shapes, output_shapes):
+    ...     raise Unsupported("the kernel is chosen at run time")
+    """
+
+    @property
+    def reason(self) -> str:
+        return str(self.args[0]) if self.args else "the rule cannot describe this call"
+
 
 CostRule = Callable[[Any, Shapes, Shapes], Cost]
 GeometryRule = Callable[[Any, Shapes, Shapes], Geometry]
 
-_COST: dict[type, Union[CostRule, _Zero]] = {}
-_GEOMETRY: dict[type, Union[GeometryRule, Geometry]] = {}
-_UNSUPPORTED: dict[type, str] = {}  # deliberately opaque classes and why
-_ALIASES: dict[type, type] = {}  # another framework's class -> the Keras 3 class with its rules
 
+@dataclass(frozen=True)
+class Rule:
+    """Everything registered for one class.
 
-def register_layer(
-    cls: type,
-    *,
-    cost: Union[CostRule, _Zero, None] = None,
-    geometry: Union[GeometryRule, Geometry, None] = None,
-) -> None:
-    """Register how modelstats counts and maps a layer (or operation) class.
-
-    Rules apply to subclasses too (resolved along the MRO), and a user's registration replaces
-    the built-in one.
-
-    Parameters
-    ----------
-    cls : type
-        The layer class, e.g. a custom ``keras.layers.Layer`` subclass.
-    cost : callable or ZERO, optional
-        ``cost(layer, input_shapes, output_shapes) -> Cost``, shapes without batch; or
-        :data:`ZERO` for a layer that does no arithmetic at inference.
-    geometry : callable or Geometry, optional
-        ``geometry(layer, input_shapes, output_shapes) -> Geometry``, or a fixed Geometry such
-        as :data:`modelstats.geometry.IDENTITY`.
-
-    Examples
-    --------
-    >>> import keras, modelstats
-    >>> from modelstats.registry import Cost
-    >>> class Scale(keras.layers.Layer):
-    ...     def call(self, x):
-    ...         return x * 2.0
-    >>> modelstats.register_layer(
-    ...     Scale,
-    ...     cost=lambda layer, ins, outs: Cost(elementwise=modelstats.formulas.numel(outs[0])),
-    ...     geometry=modelstats.geometry.IDENTITY,
-    ... )
+    ``cost`` and ``geometry`` are None where nothing is registered (lookup goes on along the
+    MRO). ``foldable`` says a batch normalisation right after this operation can be folded into
+    its weights. ``unsupported`` (a reason) marks a class as deliberately opaque, e.g. Lambda.
     """
-    if cost is None and geometry is None:
-        raise TypeError("register_layer needs cost=, geometry= or both.")
-    if cost is not None:
-        _COST[cls] = cost
-    if geometry is not None:
-        _GEOMETRY[cls] = geometry
-    _UNSUPPORTED.pop(cls, None)
+
+    cls: type
+    cost: Union[CostRule, Any, None] = None
+    geometry: Union[GeometryRule, Geometry, None] = None
+    foldable: Optional[bool] = None
+    unsupported: Optional[str] = None
 
 
-def mark_unsupported(cls: type, reason: str) -> None:
-    """Declare a class deliberately opaque (e.g. Lambda): counted as unsupported unless a user
-    registers a rule for it."""
-    _UNSUPPORTED[cls] = reason
+class RuleSet(list):
+    """An ordered list of :class:`Rule` s, as each module of built-in rules declares them."""
+
+    def add(self, cls: type, *, cost=None, geometry=None, foldable: Optional[bool] = None) -> None:
+        self.append(Rule(cls, cost, geometry, foldable))
+
+    def opaque(self, cls: type, reason: str) -> None:
+        self.append(Rule(cls, unsupported=reason))
 
 
-def register_alias(foreign: type, keras_class: type) -> None:
-    """Count ``foreign`` (e.g. ``tf_keras.layers.Conv2D``) with the rules of ``keras_class``.
-
-    A rule registered for ``foreign`` itself (or one of its bases) still takes precedence.
-    """
-    _ALIASES[foreign] = keras_class
+_DISPATCHING: contextvars.ContextVar["Registry"] = contextvars.ContextVar("modelstats_dispatch")
 
 
-_BUILTINS_LOADED = False
-
-
-def _load_builtins() -> None:
-    """Register the built-in rules on first lookup (``import modelstats`` stays light)."""
-    global _BUILTINS_LOADED
-    if not _BUILTINS_LOADED:
-        _BUILTINS_LOADED = True
-        from modelstats import layers  # noqa: F401 - registers every built-in rule
-
-
-def _resolve(table: dict, cls: type) -> Optional[tuple[type, Any]]:
-    _load_builtins()
-    for klass in cls.__mro__:
-        if klass in _UNSUPPORTED:
-            return None
-        if klass in table:
-            return klass, table[klass]
-    for klass in cls.__mro__:
-        if klass in _ALIASES:
-            return _resolve(table, _ALIASES[klass])
-    return None
-
-
-def cost_rule(cls: type) -> Union[CostRule, _Zero, None]:
-    """The cost rule for ``cls`` (None: unsupported)."""
-    found = _resolve(_COST, cls)
-    return None if found is None else found[1]
-
-
-def geometry_rule(cls: type) -> Union[GeometryRule, Geometry, None]:
-    """The geometry rule for ``cls`` (None: unsupported)."""
-    found = _resolve(_GEOMETRY, cls)
-    return None if found is None else found[1]
-
-
-def unsupported_reason(cls: type) -> Optional[str]:
-    _load_builtins()
-    for klass in cls.__mro__:
-        if klass in _UNSUPPORTED:
-            return _UNSUPPORTED[klass]
-    for klass in cls.__mro__:
-        if klass in _ALIASES:
-            return unsupported_reason(_ALIASES[klass])
-    return None
+def dispatching() -> "Registry":
+    """The registry whose rule is running (for wrapper rules that count an inner layer)."""
+    return _DISPATCHING.get()
 
 
 class LayerSupport(NamedTuple):
@@ -186,39 +148,177 @@ class LayerSupport(NamedTuple):
     geometry: str  # "rule", a Geometry kind, or "unsupported"
 
 
-def supported_layers() -> list[LayerSupport]:
-    """List every class with a registered rule, and how it is counted and mapped.
+def _merge(old: Optional[Rule], new: Rule) -> Rule:
+    """Registering again for a class replaces what the new rule gives and keeps the rest."""
+    if old is None or new.unsupported is not None:
+        return new
+    return replace(
+        old,
+        cost=old.cost if new.cost is None else new.cost,
+        geometry=old.geometry if new.geometry is None else new.geometry,
+        foldable=old.foldable if new.foldable is None else new.foldable,
+        unsupported=None,
+    )
 
-    Returns
-    -------
-    list of LayerSupport
-        Sorted by class name; ``cost`` is ``counted`` or ``zero`` (``unsupported`` for classes
-        kept opaque on purpose, such as ``Lambda``).
+
+class Registry:
+    """Cost and geometry rules per class: the built-in ones and the user's.
+
+    Parameters
+    ----------
+    builtin : iterable of Rule
+        The built-in rules (see :data:`modelstats.layers.BUILTIN_RULES`).
 
     Examples
     --------
-    >>> import modelstats
-    >>> rows = {row.name: row for row in modelstats.supported_layers()}
-    >>> rows["Conv2D"].cost, rows["Dropout"].cost, rows["Lambda"].cost
-    ('counted', 'zero', 'unsupported')
+    >>> import keras
+    >>> from modelstats.registry import Cost, Registry, ZERO
+    >>> registry = Registry()
+    >>> registry.register(keras.layers.Dropout, cost=ZERO)
+    >>> registry.cost(keras.layers.Dropout(0.5), [(4,)], [(4,)])
+    Cost(macs=0, bias=0, elementwise=0, norm=0)
+    >>> registry.cost_rule(keras.layers.Dense) is None
+    True
     """
-    from modelstats import layers  # noqa: F401 - make sure the built-in rules are registered
 
-    classes = set(_COST) | set(_GEOMETRY) | set(_UNSUPPORTED)
-    rows = []
-    for cls in classes:
-        if cls in _UNSUPPORTED:
-            rows.append(LayerSupport(cls.__name__, cls.__module__, "unsupported", "unsupported"))
-            continue
-        cost = cost_rule(cls)
-        geometry = geometry_rule(cls)
-        rows.append(
-            LayerSupport(
+    def __init__(self, builtin: Iterable[Rule] = ()) -> None:
+        self._builtin: dict[type, Rule] = {}
+        self._user: dict[type, Rule] = {}
+        self._aliases: dict[type, type] = {}
+        for rule in builtin:
+            self.add_builtin(rule)
+
+    # -- registering ------------------------------------------------------------------------
+    def register(self, cls: type, *, cost=None, geometry=None,
+                 foldable: Optional[bool] = None) -> None:
+        """Register the user's rules for ``cls``; they win over built-in ones.
+
+        See :func:`modelstats.register_layer` for the parameters.
+        """
+        if not isinstance(cls, type):
+            raise TypeError(f"register_layer needs a class, not {cls!r}.")
+        if cost is None and geometry is None and foldable is None:
+            raise TypeError("register_layer needs cost=, geometry= or both.")
+        if geometry is not None and not (isinstance(geometry, Geometry) or callable(geometry)):
+            raise TypeError(f"geometry= must be a Geometry or a callable, not {geometry!r}.")
+        if cost is not None and not (cost is ZERO or callable(cost)):
+            raise TypeError(f"cost= must be ZERO or a callable, not {cost!r}.")
+        self._user[cls] = _merge(self._user.get(cls), Rule(cls, cost, geometry, foldable))
+
+    def mark_unsupported(self, cls: type, reason: str) -> None:
+        """Declare ``cls`` deliberately opaque: unsupported (with ``reason``) unless a rule is
+        registered for it afterwards."""
+        self._user[cls] = Rule(cls, unsupported=reason)
+
+    def add_builtin(self, rule: Rule) -> None:
+        """Add a built-in rule (a user's rule for the same class still wins)."""
+        self._builtin[rule.cls] = _merge(self._builtin.get(rule.cls), rule)
+
+    def alias(self, foreign: type, target: type) -> None:
+        """Resolve ``foreign`` (e.g. ``tf_keras.layers.Conv2D``) with the rules of ``target``
+        when nothing on its own MRO has a rule."""
+        self._aliases[foreign] = target
+
+    def copy(self) -> "Registry":
+        """An independent registry with the same rules (for tests and scoped registrations)."""
+        other = Registry()
+        other._builtin = dict(self._builtin)
+        other._user = dict(self._user)
+        other._aliases = dict(self._aliases)
+        return other
+
+    # -- lookup -----------------------------------------------------------------------------
+    def _find(self, cls: type, attribute: str) -> tuple[Any, Optional[str]]:
+        """(rule, None) for the first class on the MRO with ``attribute`` set, or (None,
+        reason) when an opaque class comes first or nothing is found."""
+        for klass in cls.__mro__:
+            for table in (self._user, self._builtin):
+                rule = table.get(klass)
+                if rule is None:
+                    continue
+                if rule.unsupported is not None:
+                    return None, rule.unsupported
+                value = getattr(rule, attribute)
+                if value is not None:
+                    return value, None
+        for klass in cls.__mro__:
+            if klass in self._aliases:
+                return self._find(self._aliases[klass], attribute)
+        return None, None
+
+    def cost_rule(self, cls: type) -> Any:
+        """The cost rule for ``cls``: a callable, :data:`ZERO`, :data:`NESTED` or None."""
+        return self._find(cls, "cost")[0]
+
+    def geometry_rule(self, cls: type) -> Any:
+        """The geometry rule for ``cls``: a callable, a Geometry or None."""
+        return self._find(cls, "geometry")[0]
+
+    def foldable(self, cls: type) -> bool:
+        """Whether a batch normalisation right after ``cls`` can be folded into its weights."""
+        return bool(self._find(cls, "foldable")[0])
+
+    def unsupported_reason(self, cls: type, kind: str = "cost") -> str:
+        """Why ``cls`` has no ``kind`` rule (a declared reason, or "no rule")."""
+        reason = self._find(cls, kind)[1]
+        return reason or f"no {kind} rule for {cls.__name__}"
+
+    # -- dispatch ---------------------------------------------------------------------------
+    def cost(self, operation: Any, input_shapes: Shapes, output_shapes: Shapes,
+             node: Optional[str] = None, as_class: Optional[type] = None) -> Cost:
+        """The cost of one call, by the rule for the operation's class (or ``as_class``).
+
+        Raises :class:`Unsupported` when there is no rule or the rule cannot describe this
+        call, and :class:`~modelstats.errors.RuleError` when the rule itself fails.
+        """
+        cls = as_class or type(operation)
+        rule = self.cost_rule(cls)
+        if rule is ZERO:
+            return Cost()
+        if rule is NESTED:
+            raise Unsupported(f"{cls.__name__} is a nested model: count it with node_costs")
+        return self._apply("cost", rule, cls, operation, input_shapes, output_shapes, node)
+
+    def geometry(self, operation: Any, input_shapes: Shapes, output_shapes: Shapes,
+                 node: Optional[str] = None, as_class: Optional[type] = None) -> Geometry:
+        """The geometry of one call (same contract as :meth:`cost`)."""
+        cls = as_class or type(operation)
+        rule = self.geometry_rule(cls)
+        if isinstance(rule, Geometry):
+            return rule
+        return self._apply("geometry", rule, cls, operation, input_shapes, output_shapes, node)
+
+    def _apply(self, kind, rule, cls, operation, input_shapes, output_shapes, node):
+        if rule is None:
+            raise Unsupported(self.unsupported_reason(cls, kind))
+        token = _DISPATCHING.set(self)
+        try:
+            return rule(operation, input_shapes, output_shapes)
+        except Unsupported:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a bug in a rule: surfaced, never hidden
+            where = f"'{node}'" if node else f"'{getattr(operation, 'name', operation)}'"
+            name = getattr(rule, "__qualname__", repr(rule))
+            raise RuleError(
+                f"The {kind} rule {name} for layer {where} ({type(operation).__name__}) raised "
+                f"{type(exc).__name__}: {exc}. Fix the rule (if it cannot describe this call, "
+                "raise modelstats.Unsupported(reason) instead)."
+            ) from exc
+        finally:
+            _DISPATCHING.reset(token)
+
+    # -- listing ----------------------------------------------------------------------------
+    def supported(self) -> list[LayerSupport]:
+        """One :class:`LayerSupport` per class with a rule, sorted by name."""
+        rows = []
+        for cls in {*self._builtin, *self._user}:
+            cost, cost_reason = self._find(cls, "cost")
+            geometry, geometry_reason = self._find(cls, "geometry")
+            rows.append(LayerSupport(
                 cls.__name__,
                 cls.__module__,
                 "unsupported" if cost is None else "zero" if cost is ZERO else "counted",
                 "unsupported" if geometry is None
                 else geometry.kind if isinstance(geometry, Geometry) else "rule",
-            )
-        )
-    return sorted(rows, key=lambda row: (row.name, row.module))
+            ))
+        return sorted(rows, key=lambda row: (row.name, row.module))

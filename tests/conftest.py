@@ -64,16 +64,13 @@ def application(keras):
 
 
 @pytest.fixture
-def restore_registry():
-    """Undo any register_layer / mark_unsupported a test makes (the registry is process-wide)."""
-    from modelstats import layers  # noqa: F401 - built-in rules first, so they are restored too
-    from modelstats import registry
+def registry():
+    """A copy of the registry in force, active for one test: what the test registers (with
+    ``modelstats.register_layer`` or on the copy) is gone after it."""
+    from modelstats import rules
 
-    saved = [dict(table) for table in (registry._COST, registry._GEOMETRY, registry._UNSUPPORTED)]
-    yield registry
-    for table, copy in zip((registry._COST, registry._GEOMETRY, registry._UNSUPPORTED), saved):
-        table.clear()
-        table.update(copy)
+    with rules.using(rules.active().copy()) as scoped:
+        yield scoped
 
 
 def load_example(name: str):

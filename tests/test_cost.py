@@ -9,7 +9,8 @@ import warnings
 import pytest
 
 import modelstats
-from modelstats.registry import Cost, cost_rule, geometry_rule
+from modelstats.registry import Cost
+from modelstats.rules import DEFAULT
 
 BASE = "mobilenetv2_1.00_224/"
 
@@ -100,11 +101,11 @@ def test_every_public_keras_layer_has_a_rule(keras):
     missing = [
         cls.__name__ for cls in public_layer_classes(keras)
         if cls.__name__ not in NO_RULE_ON_PURPOSE
-        and (cost_rule(cls) is None or geometry_rule(cls) is None)
+        and (DEFAULT.cost_rule(cls) is None or DEFAULT.geometry_rule(cls) is None)
     ]
     assert missing == [], f"layer classes without a cost or geometry rule: {missing}"
     for name in NO_RULE_ON_PURPOSE & {c.__name__ for c in public_layer_classes(keras)}:
-        assert cost_rule(getattr(keras.layers, name)) is None
+        assert DEFAULT.cost_rule(getattr(keras.layers, name)) is None
 
 
 def test_every_layer_keras_applications_define_has_a_rule(keras):
@@ -125,7 +126,7 @@ def test_every_layer_keras_applications_define_has_a_rule(keras):
             if issubclass(cls, keras.layers.Layer) and cls.__module__ == module.__name__
         }
     assert {c.__name__ for c in private} >= {"LayerScale", "StochasticDepth", "CustomScaleLayer"}
-    missing = [c.__name__ for c in private if cost_rule(c) is None or geometry_rule(c) is None]
+    missing = [c.__name__ for c in private if DEFAULT.cost_rule(c) is None or DEFAULT.geometry_rule(c) is None]
     assert missing == []
 
 
@@ -178,7 +179,7 @@ def test_sequence_model_has_no_unsupported_rows_and_hand_checked_totals(keras):
     assert table["macs"].sum() == sum(macs)
 
 
-def test_custom_layer_unsupported_then_registered(keras):
+def test_custom_layer_unsupported_then_registered(keras, registry):
     class Scale(keras.layers.Layer):
         def call(self, x):
             return x * 3.0

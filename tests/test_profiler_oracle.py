@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import modelstats
+from modelstats.rules import DEFAULT
 from modelstats.tf_profiler import profiler_flops
 from tests.conftest import APPLICATIONS
 
@@ -75,7 +76,7 @@ def test_single_layer_macs_match_profiler(case, keras):
     model = keras.Model(x, layer(x))
     table = modelstats.count_flops(model)
     row = table.iloc[-1]
-    counted = modelstats.registry.cost_rule(type(layer))(layer, [shape], [tuple(model.output.shape[1:])])
+    counted = DEFAULT.cost(layer, [shape], [tuple(model.output.shape[1:])])
     ops = profiler_flops(model)
     profiled = sum(ops.get(op, 0) for op in MATMUL_OPS)
     if dilated:

@@ -60,7 +60,7 @@ def test_custom_layers_warn_once_per_class_and_strict_lists_every_class(keras):
     assert "Scale" in str(raised.value) and "Shift" in str(raised.value)
 
 
-def test_lambda_is_opaque_unless_registered(keras, restore_registry):
+def test_lambda_is_opaque_unless_registered(keras, registry):
     x = keras.Input((4, 4, 3), name="x")
     model = keras.Model(x, keras.layers.Lambda(lambda t: t / 127.5 - 1.0, name="scale")(x))
     report, found = _caught(modelstats.UnsupportedLayerWarning, lambda: modelstats.analyze(model))

@@ -12,8 +12,7 @@ from collections import Counter
 import pytest
 
 import modelstats
-from modelstats import layers as _rules  # noqa: F401 - the built-in rules, registered
-from modelstats import registry
+from modelstats import rules
 from modelstats.models import deep_conv_net
 from modelstats.propagation import Propagation
 
@@ -30,13 +29,14 @@ def residual():
     return deep_conv_net(N_LAYERS, residual=True)
 
 
-def _counting(monkeypatch, keras):
-    """Wrap every rule and Keras' shape inference for the classes in the model with counters."""
+def _counting(monkeypatch, keras, registry):
+    """Wrap every rule (in ``registry``, a copy) and Keras' shape inference for the classes in
+    the model with counters."""
     calls: Counter = Counter()
     calls["callable rules"] = set()
     for cls in (keras.layers.Conv2D, keras.layers.ReLU, keras.layers.Add):
-        for table, kind in ((registry._COST, "cost"), (registry._GEOMETRY, "geometry")):
-            rule = registry._resolve(table, cls)[1]  # may be registered on a base class
+        for kind in ("cost", "geometry"):
+            rule = getattr(registry, f"{kind}_rule")(cls)  # may be registered on a base class
             if callable(rule):
                 calls["callable rules"].add((kind, cls.__name__))
 
@@ -44,7 +44,7 @@ def _counting(monkeypatch, keras):
                     calls[_key] += 1
                     return _rule(*args)
 
-                monkeypatch.setitem(table, cls, counted)
+                registry.register(cls, **{kind: counted})
         inference = cls.compute_output_spec
 
         def counted_inference(self, *args, _inference=inference, _key=cls.__name__, **kwargs):
@@ -67,10 +67,12 @@ def test_each_node_is_inferred_counted_and_mapped_once(request, monkeypatch, ker
     model = request.getfixturevalue(model_name)
     per_class = Counter(type(layer).__name__ for layer in model.layers)
     assert sum(per_class.values()) == N_LAYERS
-    calls = _counting(monkeypatch, keras)
+    registry = rules.active().copy()
+    calls = _counting(monkeypatch, keras, registry)
 
     # input_shape makes modelstats re-run Keras' shape inference over the whole graph.
-    report = modelstats.analyze(model, input_shape=(16, 16, 4))
+    with rules.using(registry):
+        report = modelstats.analyze(model, input_shape=(16, 16, 4))
 
     assert len(report.layers) == N_LAYERS
     for name in ("Conv2D", "ReLU", "Add"):

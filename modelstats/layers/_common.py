@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from modelstats.formulas import numel, same_padding
 from modelstats.geometry import Window
-from modelstats.registry import Cost
+from modelstats.registry import Cost, Unsupported
 
 #: Elementary operations per element for each activation function (transcendental functions
 #: such as exp, tanh and erf count as one). The per-function derivation is in docs/conventions.md.
@@ -53,7 +53,7 @@ def activation_cost(fn, elements: int) -> Cost:
     """Elementwise cost of an activation function applied to ``elements`` values."""
     name = activation_name(fn)
     if name not in ACTIVATION_FLOPS:
-        raise KeyError(
+        raise Unsupported(
             f"no FLOP count for activation '{name}'; register the layer with register_layer()"
         )
     return Cost(elementwise=ACTIVATION_FLOPS[name] * elements)

@@ -11,11 +11,13 @@ from keras.src.applications.inception_resnet_v2 import CustomScaleLayer
 
 from modelstats.geometry import IDENTITY
 from modelstats.layers._common import elementwise
-from modelstats.registry import ZERO, register_layer
+from modelstats.registry import RuleSet, ZERO
+
+RULES = RuleSet()
 
 # x * gamma, one multiply per element (gamma is per channel).
-register_layer(LayerScale, cost=elementwise(1), geometry=IDENTITY)
+RULES.add(LayerScale, cost=elementwise(1), geometry=IDENTITY)
 # Drop-path: the identity at inference, which is what is counted.
-register_layer(StochasticDepth, cost=ZERO, geometry=IDENTITY)
+RULES.add(StochasticDepth, cost=ZERO, geometry=IDENTITY)
 # inputs[0] + inputs[1] * scale: a multiply and an add per element.
-register_layer(CustomScaleLayer, cost=elementwise(2), geometry=IDENTITY)
+RULES.add(CustomScaleLayer, cost=elementwise(2), geometry=IDENTITY)

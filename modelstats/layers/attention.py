@@ -9,9 +9,10 @@ import keras
 
 from modelstats.formulas import numel
 from modelstats.geometry import GLOBAL
-from modelstats.registry import Cost, register_layer
+from modelstats.registry import Cost, RuleSet
 
 L = keras.layers
+RULES = RuleSet()
 SOFTMAX = 5  # FLOPs per score, as the TensorFlow profiler counts Softmax
 
 
@@ -103,7 +104,7 @@ def additive_attention_cost(layer, input_shapes, output_shapes) -> Cost:
     return Cost(macs=scores * value_dim, elementwise=scores * per_score + SOFTMAX * scores)
 
 
-register_layer(L.MultiHeadAttention, cost=multi_head_attention_cost, geometry=GLOBAL)
-register_layer(L.GroupQueryAttention, cost=grouped_query_attention_cost, geometry=GLOBAL)
-register_layer(L.Attention, cost=dot_attention_cost, geometry=GLOBAL)
-register_layer(L.AdditiveAttention, cost=additive_attention_cost, geometry=GLOBAL)
+RULES.add(L.MultiHeadAttention, cost=multi_head_attention_cost, geometry=GLOBAL)
+RULES.add(L.GroupQueryAttention, cost=grouped_query_attention_cost, geometry=GLOBAL)
+RULES.add(L.Attention, cost=dot_attention_cost, geometry=GLOBAL)
+RULES.add(L.AdditiveAttention, cost=additive_attention_cost, geometry=GLOBAL)

@@ -18,9 +18,10 @@ from modelstats.layers._common import (
     split_channels,
     window_geometry,
 )
-from modelstats.registry import Cost, register_layer
+from modelstats.registry import Cost, RuleSet
 
 L = keras.layers
+RULES = RuleSet()
 
 
 def _bias_and_activation(layer, out_shape) -> Cost:
@@ -83,10 +84,10 @@ def transposed_geometry(layer, input_shapes, output_shapes) -> Geometry:
 
 
 for cls in (L.Conv1D, L.Conv2D, L.Conv3D):
-    register_layer(cls, cost=conv_cost, geometry=conv_geometry)
+    RULES.add(cls, cost=conv_cost, geometry=conv_geometry, foldable=True)
 for cls in (L.DepthwiseConv1D, L.DepthwiseConv2D):
-    register_layer(cls, cost=depthwise_cost, geometry=conv_geometry)
+    RULES.add(cls, cost=depthwise_cost, geometry=conv_geometry, foldable=True)
 for cls in (L.SeparableConv1D, L.SeparableConv2D):
-    register_layer(cls, cost=separable_cost, geometry=conv_geometry)
+    RULES.add(cls, cost=separable_cost, geometry=conv_geometry, foldable=True)
 for cls in (L.Conv1DTranspose, L.Conv2DTranspose, L.Conv3DTranspose):
-    register_layer(cls, cost=transposed_cost, geometry=transposed_geometry)
+    RULES.add(cls, cost=transposed_cost, geometry=transposed_geometry, foldable=True)

@@ -10,9 +10,10 @@ import keras
 from modelstats.formulas import dense_macs, einsum_macs, numel
 from modelstats.geometry import BREAKS, GLOBAL, IDENTITY, Geometry
 from modelstats.layers._common import ACTIVATION_FLOPS, activation_cost, elementwise
-from modelstats.registry import Cost, mark_unsupported, register_layer
+from modelstats.registry import Cost, RuleSet
 
 L = keras.layers
+RULES = RuleSet()
 
 
 def dense_cost(layer, input_shapes, output_shapes) -> Cost:
@@ -91,23 +92,24 @@ def mel_cost(layer, input_shapes, output_shapes) -> Cost:
     return Cost(macs=frames * bins * layer.num_mel_bins, elementwise=frames * per_frame)
 
 
-register_layer(L.Dense, cost=dense_cost, geometry=mixes_positions_geometry)
-register_layer(L.EinsumDense, cost=einsum_dense_cost, geometry=einsum_dense_geometry)
-register_layer(L.Embedding, cost=embedding_cost, geometry=BREAKS)
-register_layer(L.Activation, cost=activation_layer_cost, geometry=IDENTITY)
-register_layer(L.ReLU, cost=relu_cost, geometry=IDENTITY)
-register_layer(L.LeakyReLU, cost=elementwise(ACTIVATION_FLOPS["leaky_relu"]), geometry=IDENTITY)
-register_layer(L.ELU, cost=elementwise(ACTIVATION_FLOPS["elu"]), geometry=IDENTITY)
+RULES.add(L.Dense, cost=dense_cost, geometry=mixes_positions_geometry, foldable=True)
+RULES.add(L.EinsumDense, cost=einsum_dense_cost, geometry=einsum_dense_geometry,
+          foldable=True)
+RULES.add(L.Embedding, cost=embedding_cost, geometry=BREAKS)
+RULES.add(L.Activation, cost=activation_layer_cost, geometry=IDENTITY)
+RULES.add(L.ReLU, cost=relu_cost, geometry=IDENTITY)
+RULES.add(L.LeakyReLU, cost=elementwise(ACTIVATION_FLOPS["leaky_relu"]), geometry=IDENTITY)
+RULES.add(L.ELU, cost=elementwise(ACTIVATION_FLOPS["elu"]), geometry=IDENTITY)
 # max(0, x) + alpha * min(0, x): max, min, mul, add
-register_layer(L.PReLU, cost=elementwise(4), geometry=IDENTITY)
-register_layer(L.Softmax, cost=elementwise(ACTIVATION_FLOPS["softmax"]), geometry=IDENTITY)
-register_layer(L.Rescaling, cost=rescaling_cost, geometry=IDENTITY)
+RULES.add(L.PReLU, cost=elementwise(4), geometry=IDENTITY)
+RULES.add(L.Softmax, cost=elementwise(ACTIVATION_FLOPS["softmax"]), geometry=IDENTITY)
+RULES.add(L.Rescaling, cost=rescaling_cost, geometry=IDENTITY)
 # mask = any(x != mask_value) over channels (compare + or), then x * mask: 3 per element
-register_layer(L.Masking, cost=elementwise(3), geometry=IDENTITY)
-register_layer(L.STFTSpectrogram, cost=stft_cost, geometry=BREAKS)
-register_layer(L.MelSpectrogram, cost=mel_cost, geometry=BREAKS)
+RULES.add(L.Masking, cost=elementwise(3), geometry=IDENTITY)
+RULES.add(L.STFTSpectrogram, cost=stft_cost, geometry=BREAKS)
+RULES.add(L.MelSpectrogram, cost=mel_cost, geometry=BREAKS)
 
-mark_unsupported(L.Lambda, "a Lambda layer runs arbitrary Python code that modelstats cannot see")
+RULES.opaque(L.Lambda, "a Lambda layer runs arbitrary Python code that modelstats cannot see")
 for _name, _why in {
     "TFSMLayer": "a TensorFlow SavedModel wrapper has no Keras graph to read",
     "JaxLayer": "a JAX function wrapper has no Keras graph to read",
@@ -115,4 +117,4 @@ for _name, _why in {
     "TorchModuleWrapper": "a PyTorch module wrapper has no Keras graph to read",
 }.items():
     if hasattr(L, _name):
-        mark_unsupported(getattr(L, _name), _why)
+        RULES.opaque(getattr(L, _name), _why)

@@ -6,9 +6,10 @@ import keras
 
 from modelstats.formulas import numel
 from modelstats.geometry import BREAKS, IDENTITY, Geometry
-from modelstats.registry import ZERO, Cost, register_layer
+from modelstats.registry import Cost, RuleSet, ZERO
 
 L = keras.layers
+RULES = RuleSet()
 
 
 def merge_cost(layer, input_shapes, output_shapes) -> Cost:
@@ -40,7 +41,7 @@ def concatenate_geometry(layer, input_shapes, output_shapes) -> Geometry:
 
 
 for cls in (L.Add, L.Subtract, L.Multiply, L.Maximum, L.Minimum):
-    register_layer(cls, cost=merge_cost, geometry=IDENTITY)
-register_layer(L.Average, cost=average_cost, geometry=IDENTITY)
-register_layer(L.Concatenate, cost=ZERO, geometry=concatenate_geometry)  # a copy
-register_layer(L.Dot, cost=dot_cost, geometry=IDENTITY)
+    RULES.add(cls, cost=merge_cost, geometry=IDENTITY)
+RULES.add(L.Average, cost=average_cost, geometry=IDENTITY)
+RULES.add(L.Concatenate, cost=ZERO, geometry=concatenate_geometry)  # a copy
+RULES.add(L.Dot, cost=dot_cost, geometry=IDENTITY)

@@ -1,23 +1,17 @@
-"""A nested model kept as one node (``expand_nested=False``): the sum of its layers' costs."""
+"""A nested model kept as one node (``expand_nested=False``).
+
+Its cost is :data:`~modelstats.registry.NESTED`: the cost engine sums the inner graph with the
+caller's convention and registry, so every choice (folding included) applies identically inside.
+"""
 
 from __future__ import annotations
 
 import keras
 
-from modelstats.cost import nested_model_cost
-from modelstats.errors import NotAGraphModelError
 from modelstats.geometry import Geometry
-from modelstats.registry import register_layer
+from modelstats.registry import NESTED, RuleSet
 
-
-def _inner_graph(layer, input_shapes):
-    from modelstats.graph import to_networkx
-
-    shape = input_shapes[0] if len(input_shapes) == 1 else list(input_shapes)
-    try:
-        return to_networkx(layer, input_shape=shape)
-    except NotAGraphModelError as exc:
-        raise LookupError(f"{type(layer).__name__} (no static graph)") from exc
+RULES = RuleSet()
 
 
 def nested_geometry(layer, input_shapes, output_shapes) -> Geometry:
@@ -25,4 +19,4 @@ def nested_geometry(layer, input_shapes, output_shapes) -> Geometry:
     return Geometry("window", (), note="nested model kept as one node: expand_nested=True")
 
 
-register_layer(keras.Model, cost=nested_model_cost(_inner_graph), geometry=nested_geometry)
+RULES.add(keras.Model, cost=NESTED, geometry=nested_geometry)

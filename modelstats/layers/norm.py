@@ -8,9 +8,10 @@ import keras
 from modelstats.formulas import numel
 from modelstats.geometry import IDENTITY
 from modelstats.layers._common import elementwise
-from modelstats.registry import Cost, register_layer
+from modelstats.registry import Cost, RuleSet
 
 L = keras.layers
+RULES = RuleSet()
 
 
 def batch_norm_cost(layer, input_shapes, output_shapes) -> Cost:
@@ -31,11 +32,11 @@ def rms_norm_cost(layer, input_shapes, output_shapes) -> Cost:
     return Cost(elementwise=4 * numel(output_shapes[0]))
 
 
-register_layer(L.BatchNormalization, cost=batch_norm_cost, geometry=IDENTITY)
-register_layer(L.LayerNormalization, cost=statistics_norm_cost, geometry=IDENTITY)
-register_layer(L.GroupNormalization, cost=statistics_norm_cost, geometry=IDENTITY)
-register_layer(L.RMSNormalization, cost=rms_norm_cost, geometry=IDENTITY)
+RULES.add(L.BatchNormalization, cost=batch_norm_cost, geometry=IDENTITY)
+RULES.add(L.LayerNormalization, cost=statistics_norm_cost, geometry=IDENTITY)
+RULES.add(L.GroupNormalization, cost=statistics_norm_cost, geometry=IDENTITY)
+RULES.add(L.RMSNormalization, cost=rms_norm_cost, geometry=IDENTITY)
 # square (1), sum (1), divide by the norm (1)
-register_layer(L.UnitNormalization, cost=elementwise(3), geometry=IDENTITY)
+RULES.add(L.UnitNormalization, cost=elementwise(3), geometry=IDENTITY)
 # preprocessing Normalization: (x - mean) / std, 2 per element
-register_layer(L.Normalization, cost=elementwise(2), geometry=IDENTITY)
+RULES.add(L.Normalization, cost=elementwise(2), geometry=IDENTITY)

@@ -15,7 +15,9 @@ import keras.src.ops.numpy as numpy_ops
 from modelstats.formulas import einsum_macs, numel
 from modelstats.geometry import BREAKS, GLOBAL, IDENTITY, Geometry
 from modelstats.layers._common import ACTIVATION_FLOPS, elementwise
-from modelstats.registry import ZERO, Cost, register_layer
+from modelstats.registry import Cost, RuleSet, ZERO
+
+RULES = RuleSet()
 
 # One FLOP per output element; the shapes broadcast, the geometry is elementwise.
 _ELEMENTWISE_1 = (
@@ -75,7 +77,7 @@ def _register(module, names, **rules):
     for name in names:
         cls = getattr(module, name, None)
         if cls is not None:  # the set of operations differs between Keras versions
-            register_layer(cls, **rules)
+            RULES.add(cls, **rules)
 
 
 _register(numpy_ops, _ELEMENTWISE_1, cost=elementwise(1), geometry=IDENTITY)

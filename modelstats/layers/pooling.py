@@ -7,9 +7,10 @@ import keras
 from modelstats.formulas import numel
 from modelstats.geometry import GLOBAL, Adaptive, Geometry, Resample, Transposed
 from modelstats.layers._common import as_tuple, split_channels, window_geometry
-from modelstats.registry import Cost, register_layer
+from modelstats.registry import Cost, RuleSet
 
 L = keras.layers
+RULES = RuleSet()
 
 #: FLOPs per output element and per interpolated axis-combination, see docs/conventions.md.
 #: A 1-D interpolation over t taps costs t multiplies and t-1 adds; a separable n-D resize runs
@@ -87,13 +88,13 @@ def resizing_geometry(layer, input_shapes, output_shapes) -> Geometry:
 
 for cls in (L.MaxPooling1D, L.MaxPooling2D, L.MaxPooling3D,
             L.AveragePooling1D, L.AveragePooling2D, L.AveragePooling3D):
-    register_layer(cls, cost=pool_cost, geometry=pool_geometry)
+    RULES.add(cls, cost=pool_cost, geometry=pool_geometry)
 for cls in (L.GlobalAveragePooling1D, L.GlobalAveragePooling2D, L.GlobalAveragePooling3D,
             L.GlobalMaxPooling1D, L.GlobalMaxPooling2D, L.GlobalMaxPooling3D):
-    register_layer(cls, cost=global_pool_cost, geometry=GLOBAL)
+    RULES.add(cls, cost=global_pool_cost, geometry=GLOBAL)
 for cls in (L.AdaptiveAveragePooling1D, L.AdaptiveAveragePooling2D, L.AdaptiveAveragePooling3D,
             L.AdaptiveMaxPooling1D, L.AdaptiveMaxPooling2D, L.AdaptiveMaxPooling3D):
-    register_layer(cls, cost=global_pool_cost, geometry=adaptive_geometry)
+    RULES.add(cls, cost=global_pool_cost, geometry=adaptive_geometry)
 for cls in (L.UpSampling1D, L.UpSampling2D, L.UpSampling3D):
-    register_layer(cls, cost=upsampling_cost, geometry=upsampling_geometry)
-register_layer(L.Resizing, cost=resizing_cost, geometry=resizing_geometry)
+    RULES.add(cls, cost=upsampling_cost, geometry=upsampling_geometry)
+RULES.add(L.Resizing, cost=resizing_cost, geometry=resizing_geometry)

@@ -16,13 +16,10 @@ from modelstats.formulas import (
     simple_rnn_step_macs,
 )
 from modelstats.geometry import GLOBAL, IDENTITY, Geometry, Window
-from modelstats.registry import Cost, cost_rule, geometry_rule, register_layer, ZERO
+from modelstats.registry import Cost, RuleSet, Unsupported, dispatching
 
 L = keras.layers
-
-
-class UnsupportedInnerLayer(LookupError):
-    """A wrapper holds a layer (or RNN cell) that has no rule; the engine reports it."""
+RULES = RuleSet()
 
 
 def simple_rnn_step(cell, input_dim: int) -> Cost:
@@ -84,7 +81,7 @@ def _cell_step(cell, input_dim: int) -> Cost:
             total += _cell_step(inner, dim)
             dim = inner.units
         return total
-    raise UnsupportedInnerLayer(type(cell).__name__)
+    raise Unsupported(f"no step rule for RNN cell {type(cell).__name__}")
 
 
 def rnn_cost(layer, input_shapes, output_shapes) -> Cost:
@@ -101,12 +98,19 @@ def cell_cost(layer, input_shapes, output_shapes) -> Cost:
 
 
 def _wrapped_cost(inner, input_shapes, output_shapes) -> Cost:
-    rule = cost_rule(type(inner))
-    if rule is None:
-        raise UnsupportedInnerLayer(type(inner).__name__)
-    if rule is ZERO:
-        return Cost()
-    return rule(inner, input_shapes, output_shapes)
+    # The inner layer is counted by the registry running this rule, so a user's rule for
+    # the inner class applies inside the wrapper too.
+    try:
+        return dispatching().cost(inner, input_shapes, output_shapes)
+    except Unsupported as exc:
+        raise Unsupported(f"wrapped {type(inner).__name__}: {exc.reason}") from None
+
+
+def _wrapped_geometry(inner, input_shapes, output_shapes) -> Geometry:
+    try:
+        return dispatching().geometry(inner, input_shapes, output_shapes)
+    except Unsupported as exc:
+        raise Unsupported(f"wrapped {type(inner).__name__}: {exc.reason}") from None
 
 
 def bidirectional_cost(layer, input_shapes, output_shapes) -> Cost:
@@ -130,12 +134,7 @@ def time_distributed_cost(layer, input_shapes, output_shapes) -> Cost:
 
 def time_distributed_geometry(layer, input_shapes, output_shapes) -> Geometry:
     """The time axis is kept position by position; the inner layer maps the remaining axes."""
-    rule = geometry_rule(type(layer.layer))
-    if rule is None:
-        raise UnsupportedInnerLayer(type(layer.layer).__name__)
-    inner = rule if isinstance(rule, Geometry) else rule(
-        layer.layer, [input_shapes[0][1:]], [output_shapes[0][1:]]
-    )
+    inner = _wrapped_geometry(layer.layer, [input_shapes[0][1:]], [output_shapes[0][1:]])
     if inner.kind == "window" and inner.axes:
         return Geometry("window", (Window(1), *inner.axes))
     if inner.kind == "identity":
@@ -149,17 +148,14 @@ def spectral_norm_cost(layer, input_shapes, output_shapes) -> Cost:
 
 
 def spectral_norm_geometry(layer, input_shapes, output_shapes) -> Geometry:
-    rule = geometry_rule(type(layer.layer))
-    if rule is None:
-        raise UnsupportedInnerLayer(type(layer.layer).__name__)
-    return rule if isinstance(rule, Geometry) else rule(layer.layer, input_shapes, output_shapes)
+    return _wrapped_geometry(layer.layer, input_shapes, output_shapes)
 
 
 _STEP.update({L.SimpleRNNCell: simple_rnn_step, L.LSTMCell: lstm_step, L.GRUCell: gru_step})
 for cls in (L.RNN, L.SimpleRNN, L.LSTM, L.GRU, L.ConvLSTM1D, L.ConvLSTM2D, L.ConvLSTM3D):
-    register_layer(cls, cost=rnn_cost, geometry=GLOBAL)
+    RULES.add(cls, cost=rnn_cost, geometry=GLOBAL)
 for cls in (L.SimpleRNNCell, L.LSTMCell, L.GRUCell, L.StackedRNNCells):
-    register_layer(cls, cost=cell_cost, geometry=GLOBAL)
-register_layer(L.Bidirectional, cost=bidirectional_cost, geometry=GLOBAL)
-register_layer(L.TimeDistributed, cost=time_distributed_cost, geometry=time_distributed_geometry)
-register_layer(L.SpectralNormalization, cost=spectral_norm_cost, geometry=spectral_norm_geometry)
+    RULES.add(cls, cost=cell_cost, geometry=GLOBAL)
+RULES.add(L.Bidirectional, cost=bidirectional_cost, geometry=GLOBAL)
+RULES.add(L.TimeDistributed, cost=time_distributed_cost, geometry=time_distributed_geometry)
+RULES.add(L.SpectralNormalization, cost=spectral_norm_cost, geometry=spectral_norm_geometry)

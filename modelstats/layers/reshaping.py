@@ -7,9 +7,10 @@ import keras
 
 from modelstats.geometry import BREAKS, IDENTITY, Geometry, Window
 from modelstats.layers._common import split_channels
-from modelstats.registry import ZERO, register_layer
+from modelstats.registry import RuleSet, ZERO
 
 L = keras.layers
+RULES = RuleSet()
 
 
 def _pairs(value, rank):
@@ -50,18 +51,18 @@ def same_shape_identity(layer, input_shapes, output_shapes) -> Geometry:
 
 
 for cls in (L.ZeroPadding1D, L.ZeroPadding2D, L.ZeroPadding3D):
-    register_layer(cls, cost=ZERO, geometry=zero_padding_geometry)
+    RULES.add(cls, cost=ZERO, geometry=zero_padding_geometry)
 for cls in (L.Cropping1D, L.Cropping2D, L.Cropping3D):
-    register_layer(cls, cost=ZERO, geometry=cropping_geometry)
-register_layer(L.CenterCrop, cost=ZERO, geometry=center_crop_geometry)
+    RULES.add(cls, cost=ZERO, geometry=cropping_geometry)
+RULES.add(L.CenterCrop, cost=ZERO, geometry=center_crop_geometry)
 for cls in (L.Flatten, L.Reshape, L.Permute, L.RepeatVector):
-    register_layer(cls, cost=ZERO, geometry=BREAKS)
+    RULES.add(cls, cost=ZERO, geometry=BREAKS)
 
 # Identity at inference: regularisation and noise layers are only active in training.
 for cls in (L.InputLayer, L.Identity, L.Dropout, L.SpatialDropout1D, L.SpatialDropout2D,
             L.SpatialDropout3D, L.GaussianDropout, L.GaussianNoise, L.AlphaDropout,
             L.ActivityRegularization):
-    register_layer(cls, cost=ZERO, geometry=IDENTITY)
+    RULES.add(cls, cost=ZERO, geometry=IDENTITY)
 
 _AUGMENTATION = (
     "AugMix", "AutoContrast", "CutMix", "Equalization", "MixUp", "RandAugment",
@@ -79,7 +80,7 @@ _LOOKUPS = (
 )
 for _name in _AUGMENTATION:
     if hasattr(L, _name):  # the set differs between Keras versions
-        register_layer(getattr(L, _name), cost=ZERO, geometry=same_shape_identity)
+        RULES.add(getattr(L, _name), cost=ZERO, geometry=same_shape_identity)
 for _name in _LOOKUPS:
     if hasattr(L, _name):
-        register_layer(getattr(L, _name), cost=ZERO, geometry=BREAKS)
+        RULES.add(getattr(L, _name), cost=ZERO, geometry=BREAKS)
