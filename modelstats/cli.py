@@ -14,12 +14,15 @@ import sys
 import warnings
 from typing import Optional, Sequence
 
+# Pure Python, no pandas or TensorFlow: parsing arguments and refusing bad ones stays instant.
+from modelstats import schema
+from modelstats.errors import ModelStatsError
+
 # Before TensorFlow is imported: its C++ start-up chatter is noise on a command line.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 EXIT_USAGE = 2
 FORMATS = ("table", "csv", "json", "markdown")
-TABLE_COLUMNS = ("type", "output_shape", "params", "macs", "flops", "rf_size", "rf_stride")
 
 
 def _input_shape(text: str) -> tuple:
@@ -64,9 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--top", type=int, metavar="K",
                         help="only the K most expensive layers (default: every layer, in graph "
                              "order)")
-    parser.add_argument("--by", default="flops",
-                        choices=("flops", "macs", "params", "activation_bytes"),
-                        help="the cost --top ranks by (default flops)")
+    parser.add_argument("--by", default="flops", choices=[c.name for c in schema.rankable()],
+                        help="the column --top ranks by (default flops)")
     parser.add_argument("--format", choices=FORMATS, default="table",
                         help="output format (default table)")
     parser.add_argument("--output", metavar="FILE", help="write to FILE instead of stdout")
@@ -93,23 +95,18 @@ def _version() -> str:
     return __version__
 
 
-def _fmt(value) -> str:
-    import pandas as pd
-
-    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
-        return "-"
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
-
-
 def _per_axis(row, quantity: str, axes: Sequence[str]) -> str:
-    values = [_fmt(row[f"rf_{quantity}_{a}"]) for a in axes]
+    from modelstats._render import text_cell
+
+    values = [text_cell(row[f"rf_{quantity}_{a}"]) for a in axes]
     return "-" if all(v == "-" for v in values) else "x".join(values)
 
 
 def _render_table(report, rows) -> str:
-    """A plain-text summary: totals, the receptive field of the last feature map, the rows."""
+    """A plain-text summary: totals, the receptive field of the last feature map, and the rows
+    with the schema's ``in_cli_table`` columns."""
+    from modelstats._render import summary_rows
+
     t = report.totals
     lines = [f"{report.graph.graph.get('name', 'model')}: {len(report.layers)} nodes"]
     lines.append(f"  parameters   {t['params']:>16,}  ({t['trainable_params']:,} trainable)")
@@ -118,7 +115,7 @@ def _render_table(report, rows) -> str:
     lines.append(f"  activations  {t['activation_bytes']:>16,}  bytes")
     if t["partial"]:
         lines.append(f"  PARTIAL totals: no rule for {', '.join(t['unsupported'])}")
-    axes = [c[len("rf_size_"):] for c in report.layers.columns if c.startswith("rf_size_")]
+    axes = schema.axes_of(report.layers.columns)
     if axes:
         spatial = report.layers.index[report.layers["rf_status"] == "spatial"]
         if len(spatial):
@@ -129,22 +126,12 @@ def _render_table(report, rows) -> str:
                 f"padding {_per_axis(last, 'padding', axes)}"
             )
     lines.append("")
-    header = ["node", *TABLE_COLUMNS]
-    body = []
-    for node, row in rows.iterrows():
-        cells = [node, row["type"], str(tuple(row["output_shape"][0])) if row["output_shape"]
-                 else "-", _fmt(row["params"]), _fmt(row["macs"]), _fmt(row["flops"])]
-        if axes:
-            cells += [_per_axis(row, "size", axes), _per_axis(row, "stride", axes)]
-        else:
-            cells += ["-", "-"]
-        if row["status"] == "unsupported":
-            cells[1] += " (unsupported)"
-        body.append(cells)
+    names, body, numeric = summary_rows(rows, schema.cli_table(), missing="-")
+    header = ["node", *names]
+    right = [False, *numeric]
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
-    numeric = {3, 4, 5}
     for cells in [header, *body]:
-        lines.append("  ".join(c.rjust(w) if i in numeric else c.ljust(w)
+        lines.append("  ".join(c.rjust(w) if right[i] else c.ljust(w)
                                for i, (c, w) in enumerate(zip(cells, widths))).rstrip())
     return "\n".join(lines) + "\n"
 
@@ -233,10 +220,16 @@ def run(args: argparse.Namespace) -> tuple[str, list[str]]:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``modelstats`` console script and ``python -m modelstats``."""
     args = build_parser().parse_args(argv)
-    if args.batch_size < 1 or (args.top is not None and args.top < 1):
-        print("modelstats: error: --batch-size and --top must be at least 1", file=sys.stderr)
+    try:
+        # The library's own check, so the command line and analyze() refuse the same values.
+        schema.check_batch_size(args.batch_size, name="--batch-size")
+    except ModelStatsError as exc:
+        print(f"modelstats: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
-    from modelstats.errors import ModelStatsError  # pure Python: TensorFlow is not loaded yet
+    if args.top is not None and args.top < 1:
+        print(f"modelstats: error: --top must be at least 1; received {args.top}",
+              file=sys.stderr)
+        return EXIT_USAGE
 
     try:
         with _native_stderr_silenced(not args.verbose):

@@ -13,7 +13,13 @@ from typing import Any, Optional
 import networkx as nx
 import numpy as np
 
-from modelstats.errors import NotAGraphModelError, ShapeError, UnsupportedLayerError, user_stacklevel
+from modelstats.errors import (
+    NotAGraphModelError,
+    OptionError,
+    ShapeError,
+    UnsupportedLayerError,
+    user_stacklevel,
+)
 from modelstats.formulas import numel
 from modelstats.registry import NESTED, Cost, Registry, Unsupported
 
@@ -55,8 +61,11 @@ class Convention:
             "macs_only": cls(elementwise=False, bias=False),  # FLOPs = 2 x MACs, as most papers
             "folded": cls(fold_batchnorm=True),  # deployment view: batch-norm folded
         }
-        if name not in presets:
-            raise ValueError(f"unknown convention preset {name!r}; expected one of {list(presets)}")
+        if not isinstance(name, str) or name not in presets:
+            raise OptionError(
+                f"Unknown convention preset {name!r}; expected one of {list(presets)} or a "
+                "Convention(elementwise=..., bias=..., fold_batchnorm=...)."
+            )
         return presets[name]
 
     def flops(self, cost: Cost, folded: bool = False) -> int:

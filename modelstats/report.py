@@ -1,20 +1,25 @@
-"""Public entry points and the reporting edge: the only module that builds pandas objects."""
+"""Public entry points and the reporting edge: the only module that builds pandas objects.
+
+What the tables hold is declared once in :mod:`modelstats.schema`: the columns and their dtypes,
+batch scaling, totals and which columns can be ranked all come from there.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Optional
+from typing import Any, Optional, Sequence, Union
 
 import networkx as nx
 import pandas as pd
 
-from modelstats import layers as _layers  # noqa: F401 - registers the built-in rules
+from modelstats import schema
+from modelstats._render import pipe_table, pyplot, summary_rows
 from modelstats.cost import Convention, node_costs
-from modelstats._render import markdown_table, pyplot
-from modelstats.errors import user_stacklevel
+from modelstats.errors import ModelStatsError, OptionError, UnknownOptionError, user_stacklevel
 from modelstats.graph import to_networkx
 from modelstats.propagation import (
     MultipleSpatialInputsWarning,
@@ -39,8 +44,6 @@ def _find_node(graph: nx.DiGraph, layer: str) -> str:
     matches = [n for n, d in graph.nodes(data=True) if d["name"] == layer]
     if len(matches) == 1:
         return matches[0]
-    from modelstats.errors import ModelStatsError
-
     if matches:
         raise ModelStatsError(
             f"Layer name {layer!r} is called at several nodes {matches}; pass a node id."
@@ -56,38 +59,63 @@ def _value(v):
     return float(v) if isinstance(v, Fraction) else v
 
 
-def _field_columns(propagation, nodes) -> dict[str, list]:
+def _attribute(obj: Any, path: str) -> Any:
+    """``obj.a.b`` for the path ``"a.b"`` (a column's ``cost:`` source)."""
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _field_columns(propagation, nodes, layout: Sequence[schema.Column]) -> dict[str, list]:
     """Receptive-field columns, one list per column (a frame is built once, column-wise)."""
-    names = axis_names(propagation.n_axes)
-    columns: dict[str, list] = {"rf_status": []}
-    for quantity in ("size", "stride", "padding"):
-        for axis in names:
-            columns[f"rf_{quantity}_{axis}"] = []
-    columns.update(rf_aligned=[], rf_global_context=[], rf_note=[])
+    wanted = [c for c in layout if c.group == "field"]
+    axes = schema.axes_of(c.name for c in wanted)
+    columns: dict[str, list] = {c.name: [] for c in wanted}
+    getters = [(columns[c.name], c.source.split(":", 1)[1],
+                None if c.axis is None else axes.index(c.axis)) for c in wanted]
     for node_id in nodes:
         rf = propagation.field(node_id)
-        columns["rf_status"].append(rf.status)
-        for quantity in ("size", "stride", "padding"):
-            values = getattr(rf, quantity)
-            for i, axis in enumerate(names):
-                columns[f"rf_{quantity}_{axis}"].append(
-                    None if values is None else _value(values[i])
-                )
-        columns["rf_aligned"].append(rf.aligned)
-        columns["rf_global_context"].append(rf.global_context)
-        columns["rf_note"].append(rf.note)
+        for values, attribute, axis in getters:
+            value = getattr(rf, attribute)
+            if axis is not None:  # a per-axis tuple, None when the field has no numbers
+                value = None if value is None else _value(value[axis])
+            values.append(value)
     return columns
 
 
-_NULLABLE_INTEGERS = ("macs", "flops")  # <NA> on unsupported rows
+def _cost_columns(graph: nx.DiGraph, records, batch_size: int,
+                  layout: Sequence[schema.Column]) -> dict[str, list]:
+    """Cost columns from the node records and the graph, scaled by the batch size."""
+    wanted = [(c, *c.source.split(":", 1)) for c in layout if c.group == "cost"]
+    columns: dict[str, list] = {c.name: [] for c, _, _ in wanted}
+    for record in records:
+        data = graph.nodes[record.node]
+        # Unknown is not zero: an unsupported node's work is missing (<NA>), never counted as 0.
+        known = record.status != "unsupported"
+        for c, kind, path in wanted:
+            if c.nullable and not known:
+                value = None
+            else:
+                value = data[path] if kind == "node" else _attribute(record, path)
+            if c.dtype == "shapes":
+                value = [list(s) for s in value]
+            elif c.per_batch and value is not None:
+                value = value * batch_size
+            columns[c.name].append(value)
+    return columns
 
 
-def _frame(graph: nx.DiGraph, columns: dict[str, list]) -> pd.DataFrame:
-    data = {
-        name: pd.array(values, dtype="Int64") if name in _NULLABLE_INTEGERS else values
-        for name, values in columns.items()
-    }
-    return pd.DataFrame(data, index=pd.Index(list(graph.nodes), name="node"))
+def _frame(graph: nx.DiGraph, columns: dict[str, list],
+           layout: Sequence[schema.Column]) -> pd.DataFrame:
+    """The table in layout order, each column with its declared dtype (e.g. ``Int64`` for the
+    counts, so an unsupported row is <NA> rather than a float NaN)."""
+    index = pd.Index(list(graph.nodes), name="node")
+    data = {}
+    for c in layout:
+        values = columns[c.name]
+        dtype = c.pandas_dtype
+        data[c.name] = pd.Series(values, index=index, dtype=dtype) if dtype else values
+    return pd.DataFrame(data, index=index)
 
 
 def receptive_field(
@@ -117,7 +145,8 @@ def receptive_field(
     -------
     ReceptiveField or pandas.DataFrame
         With ``layer``: its field (``size``, ``stride``, ``padding`` per axis, ``box()``,
-        ``center()``). Without: one row per node with per-axis columns ``rf_size_y``, ...
+        ``center()``). Without: one row per node, ``type`` and the ``rf_*`` columns of
+        :mod:`modelstats.schema` (per-axis ``rf_size_y``, ...).
 
     Examples
     --------
@@ -135,56 +164,45 @@ def receptive_field(
     propagation = propagate(graph, input, strict=strict)
     if layer is not None:
         return propagation.field(_find_node(graph, layer))
-    types = [data["type"] for _, data in graph.nodes(data=True)]
-    return _frame(graph, {"type": types, **_field_columns(propagation, graph.nodes)})
+    layout = (schema.column("type"),
+              *schema.layout(axis_names(propagation.n_axes), groups=("field",)))
+    columns = _field_columns(propagation, graph.nodes, layout)
+    columns["type"] = [data["type"] for _, data in graph.nodes(data=True)]
+    return _frame(graph, columns, layout)
 
 
-def _cost_columns(graph: nx.DiGraph, records, batch_size: int) -> dict[str, list]:
-    names = ("type", "input_shape", "output_shape", "params", "trainable_params", "macs",
-             "flops", "activations", "activation_bytes", "status", "note")
-    columns: dict[str, list] = {name: [] for name in names}
-    for record in records:
-        data = graph.nodes[record.node]
-        # Unknown is not zero: an unsupported node's work is missing (<NA>), never counted as 0.
-        known = record.status != "unsupported"
-        values = (
-            record.type,
-            [list(s) for s in data["input_shapes"]],
-            [list(s) for s in data["output_shapes"]],
-            data["params"],
-            data["trainable_params"],
-            record.cost.macs * batch_size if known else None,
-            record.flops * batch_size if known else None,
-            record.activations * batch_size,
-            record.activation_bytes * batch_size,
-            record.status,
-            record.reason,
+def _convention(convention: Union[str, Convention, None], options: dict) -> Convention:
+    """A preset name or a Convention, refined by keyword options (``bias=False``, ...)."""
+    if convention is None:
+        base = Convention()
+    elif isinstance(convention, Convention):
+        base = convention
+    else:
+        base = Convention.preset(convention)
+    fields = [f.name for f in dataclasses.fields(Convention)]
+    unknown = sorted(set(options) - set(fields))
+    if unknown:
+        raise UnknownOptionError(
+            f"unknown convention option(s) {unknown}; the options are {fields} (each True or "
+            "False), or pass convention=Convention(...)."
         )
-        for name, value in zip(names, values):
-            columns[name].append(value)
-    return columns
+    not_bool = {k: v for k, v in options.items() if not isinstance(v, bool)}
+    if not_bool:
+        raise OptionError(f"Convention options are True or False; received {not_bool}.")
+    return dataclasses.replace(base, **options)
 
 
-def _cost_table(graph, batch_size, strict, convention, options) -> tuple[dict, dict]:
+def _costs(graph: nx.DiGraph, batch_size: int, strict: bool, chosen: Convention,
+           layout: Sequence[schema.Column]) -> tuple[dict, dict]:
     """Cost columns and the frame attributes (convention, partial, batch size)."""
-    chosen = _convention(convention, options)
     records = node_costs(graph, chosen, strict=strict)
-    columns = _cost_columns(graph, records, batch_size)
+    columns = _cost_columns(graph, records, batch_size, layout)
     attrs = {
         "convention": chosen.describe(),
-        "partial": "unsupported" in columns["status"],
+        "partial": any(r.status == "unsupported" for r in records),
         "batch_size": batch_size,
     }
     return columns, attrs
-
-
-def _convention(convention: Optional[str], options: dict) -> Convention:
-    base = Convention.preset(convention or "default")
-    fields = {"elementwise", "bias", "fold_batchnorm"}
-    unknown = set(options) - fields
-    if unknown:
-        raise TypeError(f"unknown convention option(s) {sorted(unknown)}; expected {sorted(fields)}")
-    return Convention(**{**base.__dict__, **options})
 
 
 def count_flops(
@@ -193,7 +211,7 @@ def count_flops(
     input_shape: Any = None,
     batch_size: int = 1,
     strict: bool = False,
-    convention: Optional[str] = None,
+    convention: Union[str, Convention, None] = None,
     expand_nested: bool = True,
     **options: bool,
 ) -> pd.DataFrame:
@@ -205,20 +223,24 @@ def count_flops(
     input_shape : tuple, optional
         Input shape without batch (required when the model has unknown sizes).
     batch_size : int, default 1
-        Multiplies MACs, FLOPs and activations (parameters are per model).
+        A positive integer multiplying MACs, FLOPs and activations (parameters are per model);
+        anything else raises :class:`ShapeError`.
     strict : bool, default False
         Raise :class:`UnsupportedLayerError` listing every layer class without a rule, instead of
         warning and marking rows ``unsupported``.
-    convention : {"default", "macs_only", "folded"}, optional
-        A preset; ``**options`` (``elementwise``, ``bias``, ``fold_batchnorm``) refine it.
+    convention : {"default", "macs_only", "folded"} or Convention, optional
+        A preset name or a :class:`Convention`; ``**options`` (``elementwise``, ``bias``,
+        ``fold_batchnorm``) refine it. An unknown preset raises :class:`OptionError`, an
+        unknown option :class:`UnknownOptionError` (also a ``TypeError``).
 
     Returns
     -------
     pandas.DataFrame
-        Indexed by node id, columns ``type``, ``input_shape``, ``output_shape``, ``params``,
-        ``trainable_params``, ``macs``, ``flops``, ``activations``, ``activation_bytes``,
-        ``status`` (``counted``, ``zero`` or ``unsupported``) and ``note``. The frame's
-        ``attrs`` hold the convention and whether the totals are partial.
+        Indexed by node id, the cost columns of :mod:`modelstats.schema` (docs/api.md):
+        ``type``, ``input_shape``, ``output_shape``, ``params``, ``trainable_params``, ``macs``,
+        ``flops``, ``activations``, ``activation_bytes``, ``status`` (``counted``, ``zero`` or
+        ``unsupported``) and ``note``. The frame's ``attrs`` hold the convention, whether the
+        totals are partial, and the batch size.
 
     Examples
     --------
@@ -230,19 +252,34 @@ def count_flops(
     3888
     >>> int(table.loc["conv", "flops"])
     7776
+    >>> table = modelstats.count_flops(keras.Model(x, y), batch_size=2,
+    ...                                convention=modelstats.Convention(elementwise=False))
+    >>> int(table.loc["conv", "flops"])
+    15552
     """
+    batch_size = schema.check_batch_size(batch_size)
+    chosen = _convention(convention, options)
     graph = _graph(model, input_shape, expand_nested)
-    columns, attrs = _cost_table(graph, batch_size, strict, convention, options)
-    frame = _frame(graph, columns)
+    layout = schema.layout()
+    columns, attrs = _costs(graph, batch_size, strict, chosen, layout)
+    frame = _frame(graph, columns, layout)
     frame.attrs.update(attrs)
     return frame
+
+
+def _total(c: schema.Column, values: pd.Series):
+    """The sum of a column, skipping <NA> (the totals then say they are partial)."""
+    total = values.sum()
+    return int(total) if c.dtype == "int" else float(total)
 
 
 @dataclass
 class Report:
     """Receptive fields and costs of every node of a model, with totals and exports.
 
-    Build it with :func:`analyze`.
+    Build it with :func:`analyze`. ``layers`` has the columns of :mod:`modelstats.schema`;
+    ``totals`` the sum of every summed column, then ``partial``, ``unsupported``,
+    ``batch_size`` and ``rf_input``.
     """
 
     layers: pd.DataFrame
@@ -251,15 +288,38 @@ class Report:
     graph: nx.DiGraph = field(repr=False)
     _propagation: Any = field(default=None, repr=False)
 
+    def _rank_column(self, by: str) -> str:
+        choices = [c.name for c in schema.rankable() if c.name in self.layers.columns]
+        if by not in choices:
+            raise OptionError(f"Cannot rank layers by {by!r}; choose one of {choices}.")
+        return by
+
     def top(self, k: int = 10, by: str = "flops") -> pd.DataFrame:
-        """The ``k`` most expensive nodes by a column; ties keep graph order."""
+        """The ``k`` most expensive nodes by a rankable column; ties keep graph order.
+
+        Parameters
+        ----------
+        k : int, default 10
+        by : str, default "flops"
+            A column declared ``rankable`` in :mod:`modelstats.schema` (``params``,
+            ``trainable_params``, ``macs``, ``flops``, ``activations``, ``activation_bytes``);
+            another name raises :class:`OptionError` listing them.
+
+        Examples
+        --------
+        >>> import keras, modelstats
+        >>> x = keras.Input((8, 8, 3))
+        >>> y = keras.layers.Conv2D(4, 3, name="conv")(x)
+        >>> report = modelstats.analyze(keras.Model(x, keras.layers.Dense(2, name="head")(y)))
+        >>> list(report.top(2, by="params").index)  # 3*3*3*4 + 4 = 112; 4*2 + 2 = 10
+        ['conv', 'head']
+        """
+        by = self._rank_column(by)
         return self.layers.sort_values(by, ascending=False, kind="stable").head(k)
 
     def receptive_field(self, layer: str) -> ReceptiveField:
         """The :class:`ReceptiveField` of one node id or layer name."""
         if self._propagation is None:
-            from modelstats.errors import ModelStatsError
-
             raise ModelStatsError("This model has no input with spatial axes.")
         return self._propagation.field(_find_node(self.graph, layer))
 
@@ -269,6 +329,7 @@ class Report:
         return self.layers.to_csv(path, **kwargs)
 
     def to_dict(self) -> dict:
+        """Convention, totals and per-node rows as JSON-ready Python objects."""
         records = json.loads(self.layers.reset_index().to_json(orient="records"))
         return {"convention": self.convention, "totals": self.totals, "layers": records}
 
@@ -281,18 +342,16 @@ class Report:
             handle.write(text)
         return None
 
-    def totals_table(self) -> pd.DataFrame:
-        return pd.DataFrame({"value": self.totals}).rename_axis("total")
-
     def to_markdown(self, top: Optional[int] = 10, by: str = "flops") -> str:
         """Totals, convention and the ``top`` layers by ``by`` as a Markdown document
-        (``top=None``: every layer, in graph order)."""
+        (``top=None``: every layer, in graph order). The table shows the schema's
+        ``in_cli_table`` columns, per-axis receptive fields as ``"3x3"``."""
         t = self.totals
-        columns = ["type", "output_shape", "macs", "flops", "params"]
         if top is None:
             heading, rows = f"All {len(self.layers)} layers, in graph order", self.layers
         else:
             heading, rows = f"Top {top} layers by {by}", self.top(top, by)
+        header, cells, _ = summary_rows(rows, schema.cli_table(), missing="n/a")
         lines = [
             f"# {self.graph.graph.get('name', 'model')}",
             "",
@@ -305,7 +364,7 @@ class Report:
             "",
             f"## {heading}",
             "",
-            markdown_table(rows[columns], index_label="node"),
+            pipe_table(["node", *header], cells),
         ]
         return "\n".join(lines) + "\n"
 
@@ -319,7 +378,9 @@ class Report:
 
     # -- plots ----------------------------------------------------------------------------
     def plot_cost(self, k: int = 10, by: str = "flops", ax=None):
-        """Bar chart of ``by`` per node in graph order, the top ``k`` highlighted."""
+        """Bar chart of ``by`` (a rankable column) per node in graph order, the top ``k``
+        highlighted."""
+        by = self._rank_column(by)
         plt = pyplot()
         ax = ax or plt.subplots(figsize=(12, 4))[1]
         values = self.layers[by].astype("Float64").fillna(0).to_numpy(dtype=float)
@@ -332,16 +393,15 @@ class Report:
         return ax
 
     def plot_receptive_field(self, ax=None):
-        """Receptive-field size and stride (first axis) through the network, in graph order."""
+        """Receptive-field size and stride (last axis) through the network, in graph order."""
+        axes = schema.axes_of(self.layers.columns)
+        if not axes:
+            raise ModelStatsError("No receptive-field columns: the model has no spatial input.")
         plt = pyplot()
         ax = ax or plt.subplots(figsize=(12, 4))[1]
-        size_cols = [c for c in self.layers.columns if c.startswith("rf_size_")]
-        stride_cols = [c for c in self.layers.columns if c.startswith("rf_stride_")]
-        if not size_cols:
-            raise ValueError("no receptive-field columns: the model has no spatial input")
         positions = range(len(self.layers))
-        ax.plot(positions, self.layers[size_cols[-1]].astype(float), label="size")
-        ax.plot(positions, self.layers[stride_cols[-1]].astype(float), label="stride")
+        ax.plot(positions, self.layers[f"rf_size_{axes[-1]}"].astype(float), label="size")
+        ax.plot(positions, self.layers[f"rf_stride_{axes[-1]}"].astype(float), label="stride")
         ax.set_yscale("log")
         ax.set_xlabel("node (graph order)")
         ax.set_ylabel("input pixels")
@@ -357,7 +417,7 @@ def analyze(
     batch_size: int = 1,
     strict: bool = False,
     input: Optional[str] = None,
-    convention: Optional[str] = None,
+    convention: Union[str, Convention, None] = None,
     expand_nested: bool = True,
     **options: bool,
 ) -> Report:
@@ -368,8 +428,9 @@ def analyze(
     Returns
     -------
     Report
-        ``report.layers`` (one row per node), ``report.totals``, ``report.top(k)``,
-        ``report.receptive_field(layer)``, exports and plots.
+        ``report.layers`` (one row per node, the columns of :mod:`modelstats.schema`),
+        ``report.totals`` (every summed column, ``partial``, ``unsupported``, ``batch_size``,
+        ``rf_input``), ``report.top(k)``, ``report.receptive_field(layer)``, exports and plots.
 
     Examples
     --------
@@ -383,8 +444,10 @@ def analyze(
     >>> report.receptive_field("pool").size
     (4, 4)
     """
+    batch_size = schema.check_batch_size(batch_size)
+    chosen = _convention(convention, options)
     graph = _graph(model, input_shape, expand_nested)
-    columns, attrs = _cost_table(graph, batch_size, strict, convention, options)
+    columns, attrs = _costs(graph, batch_size, strict, chosen, schema.layout())
     spatial = spatial_inputs(graph)
     if input is None and len(spatial) > 1:
         input = spatial[0]
@@ -395,20 +458,17 @@ def analyze(
             stacklevel=user_stacklevel(),
         )
     propagation = propagate(graph, input, strict=strict) if spatial or input else None
+    layout = schema.layout(None if propagation is None else axis_names(propagation.n_axes))
     if propagation is not None:
-        columns.update(_field_columns(propagation, graph.nodes))
-    table = _frame(graph, columns)
+        columns.update(_field_columns(propagation, graph.nodes, layout))
+    table = _frame(graph, columns, layout)
     table.attrs.update(attrs)
-    totals = {
-        "params": int(table["params"].sum()),
-        "trainable_params": int(table["trainable_params"].sum()),
-        "macs": int(table["macs"].sum()),
-        "flops": int(table["flops"].sum()),
-        "activations": int(table["activations"].sum()),
-        "activation_bytes": int(table["activation_bytes"].sum()),
+    totals = {c.name: _total(c, table[c.name]) for c in layout if c.summed}
+    extra = {
         "partial": attrs["partial"],
         "unsupported": sorted(set(table.loc[table["status"] == "unsupported", "type"])),
         "batch_size": batch_size,
         "rf_input": None if propagation is None else propagation.input_node,
     }
+    totals.update((t.name, extra[t.name]) for t in schema.TOTALS)
     return Report(table, totals, attrs["convention"], graph, propagation)

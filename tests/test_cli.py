@@ -204,6 +204,28 @@ def test_bad_arguments_exit_2(capsys, argv):
     assert "error" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("value", ["0", "-2"])
+def test_batch_size_is_checked_like_the_library(capsys, saved, value):
+    # One check for both: the message of schema.check_batch_size, naming the option.
+    line = one_line_error(*run_cli(capsys, saved / "small.keras", "--batch-size", value)[::2])
+    assert line == (f"modelstats: error: --batch-size must be a positive integer (the number of "
+                    f"samples the costs are multiplied by); received {value}. Pass "
+                    "--batch-size=1 for per-sample counts.")
+
+
+def test_by_any_rankable_column(capsys, saved):
+    # activations per sample: image 32*32*3 = 3,072, conv 16*16*8 = 2,048, gap 8, dense 4
+    code, out, _ = run_cli(capsys, saved / "small.keras", "--top", "2", "--by", "activations",
+                           "--batch-size", "2", "--format", "csv")
+    table = pd.read_csv(io.StringIO(out), index_col="node")
+    assert code == 0 and list(table.index) == ["image", "conv"]
+    assert list(table["activations"]) == [2 * 3_072, 2 * 2_048]
+    code, out, _ = run_cli(capsys, saved / "small.keras")
+    header = next(line for line in out.splitlines() if line.startswith("node "))
+    assert header.split() == ["node", "type", "output_shape", "params", "macs",
+                                           "flops", "rf_size", "rf_stride"]
+
+
 def test_console_entry_points_keep_stderr_to_one_line(saved):
     """In a real process TensorFlow's native start-up notices must not reach stderr."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"}

@@ -6,6 +6,7 @@ tests/properties/test_fuzz_analyze.py.
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -190,6 +191,85 @@ def test_inputs_of_different_sizes(keras):
     assert from_b.totals["rf_input"] == "b" and from_b.layers.loc["ca", "rf_status"] == "unrelated"
     assert from_b.receptive_field("cb").size == (3, 3)
     pd.testing.assert_series_equal(report.layers["macs"], from_b.layers["macs"])
+
+
+# -- arguments: batch size, convention, options, ranking column -----------------------------------
+
+@pytest.fixture(scope="module")
+def one_conv(keras):
+    """8x8x3 -> Conv2D 8 filters 3x3 same: 8*8 * 3*3*3 * 8 = 13,824 MACs per sample and
+    8*8*8 = 512 bias adds, so 2*13,824 + 512 = 28,160 FLOPs by default."""
+    x = keras.Input((8, 8, 3), name="x")
+    return keras.Model(x, keras.layers.Conv2D(8, 3, padding="same", name="conv")(x))
+
+
+@pytest.mark.parametrize("entry", ["count_flops", "analyze"])
+@pytest.mark.parametrize("batch_size", [0, -2, 2.5, True, "2"])
+def test_batch_size_must_be_a_positive_integer(one_conv, entry, batch_size):
+    # Before: 0 gave all-zero counts, -2 gave -27,648 MACs and 2.5 float counts, silently.
+    with pytest.raises(modelstats.ShapeError,
+                       match=rf"batch_size must be a positive integer .*; received "
+                             rf"{re.escape(repr(batch_size))}\. Pass batch_size=1"):
+        getattr(modelstats, entry)(one_conv, batch_size=batch_size)
+
+
+def test_batch_size_multiplies_exactly(one_conv):
+    assert modelstats.count_flops(one_conv).loc["conv", "macs"] == 13_824
+    assert modelstats.count_flops(one_conv, batch_size=2).loc["conv", "macs"] == 27_648
+    assert modelstats.analyze(one_conv, batch_size=np.int64(2)).totals["macs"] == 27_648
+
+
+def test_convention_accepts_an_object_and_options_refine_it(one_conv):
+    def flops(**kwargs):
+        return int(modelstats.count_flops(one_conv, **kwargs).loc["conv", "flops"])
+
+    no_bias = modelstats.Convention(bias=False)
+    assert flops() == 28_160  # 2*13,824 + 512 bias adds
+    assert flops(convention=no_bias) == 27_648  # 2*13,824: the documented object, accepted
+    assert flops(convention=no_bias, bias=True) == 28_160  # options refine an object ...
+    assert flops(convention="macs_only", bias=True) == 28_160  # ... and a preset
+    report = modelstats.analyze(one_conv, convention=no_bias)
+    assert report.totals["flops"] == 27_648 and report.convention == "FLOPs = 2 x MACs + " \
+        "elementwise work"
+
+
+def test_bad_convention_and_options_raise_modelstats_errors(one_conv):
+    presets = r"expected one of \['default', 'macs_only', 'folded'\]"
+    with pytest.raises(modelstats.OptionError,
+                       match=r"Unknown convention preset 'nope'; " + presets):
+        modelstats.count_flops(one_conv, convention="nope")
+    with pytest.raises(modelstats.OptionError, match=presets):
+        modelstats.Convention.preset("nope")
+    with pytest.raises(modelstats.UnknownOptionError,
+                       match=r"unknown convention option\(s\) \['biass'\]; the options are "
+                             r"\['elementwise', 'bias', 'fold_batchnorm'\]") as raised:
+        modelstats.analyze(one_conv, biass=False)
+    # Still a TypeError, what Python raises for an unexpected keyword.
+    assert isinstance(raised.value, TypeError)
+    with pytest.raises(modelstats.OptionError, match=r"True or False; received \{'bias': 'no'\}"):
+        modelstats.count_flops(one_conv, bias="no")
+
+
+def test_top_by_an_unknown_column_lists_the_rankable_ones(one_conv):
+    report = modelstats.analyze(one_conv)
+    with pytest.raises(modelstats.OptionError,
+                       match=r"Cannot rank layers by 'nope'; choose one of \['params', "
+                             r"'trainable_params', 'macs', 'flops', 'activations', "
+                             r"'activation_bytes'\]"):
+        report.top(by="nope")
+    with pytest.raises(modelstats.OptionError, match="'nope'"):
+        report.to_markdown(by="nope")
+
+
+@pytest.mark.parametrize("make", [
+    lambda m: modelstats.count_flops(m, batch_size=0),
+    lambda m: modelstats.count_flops(m, convention="nope"),
+    lambda m: modelstats.count_flops(m, nope=True),
+    lambda m: modelstats.analyze(m).top(by="nope"),
+])
+def test_argument_errors_are_in_the_hierarchy(one_conv, make):
+    with pytest.raises(modelstats.ModelStatsError):
+        make(one_conv)
 
 
 # -- determinism and no mutation ------------------------------------------------------------------
