@@ -11,6 +11,7 @@ costed by the rule of the matching ``keras.ops`` operation (``tf.math.truediv`` 
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Any, Optional
 
@@ -52,10 +53,34 @@ class Keras3Adapter:
         """Keras 3 re-infers shapes on the graph itself (``graph._reinfer_shapes``)."""
         return None
 
+    # -- graphs -----------------------------------------------------------------------------
+    @staticmethod
+    def nodes_in_topological_order(functional: Any) -> list:
+        """Keras nodes of one Functional, inputs first.
+
+        Keras stores the depth of each node when the model is constructed; deeper nodes come
+        first in the graph (depth 0 is the output), so decreasing depth is a topological order.
+        """
+        by_depth = functional._nodes_by_depth
+        return [node for depth in sorted(by_depth, reverse=True) for node in by_depth[depth]]
+
+    @staticmethod
+    def input_structure(functional: Any) -> Any:
+        """How a Functional's call takes its inputs (a dict when called with named inputs)."""
+        return getattr(functional, "_inputs_struct", None)
+
+    @staticmethod
+    def tensor_name(tensor: Any) -> str:
+        return tensor.name.split(":")[0]
+
     # -- nodes ------------------------------------------------------------------------------
     @staticmethod
     def operation(node: Any) -> Any:
         return node.operation
+
+    @staticmethod
+    def is_input(node: Any) -> bool:
+        return bool(node.is_input)
 
     @staticmethod
     def input_tensors(node: Any) -> list:
@@ -74,6 +99,31 @@ class Keras3Adapter:
     @staticmethod
     def dtype(tensor: Any) -> str:
         return str(tensor.dtype)
+
+    @staticmethod
+    def data_format(operation: Any) -> Optional[str]:
+        """``channels_last`` / ``channels_first`` for operations that have one, else None."""
+        value = getattr(operation, "data_format", None)
+        return value if value in ("channels_last", "channels_first") else None
+
+    @staticmethod
+    def variable_size(variable: Any) -> int:
+        # Keras 3 variables keep their shape as a plain tuple; ``.shape`` would build a
+        # backend TensorShape per weight (most of the graph walk's time on large models).
+        shape = getattr(variable, "_shape", None) or variable.shape
+        return math.prod(int(d) for d in shape)
+
+    # -- shape inference ----------------------------------------------------------------------
+    def symbolic_input(self, shape: tuple, dtype: Any) -> Any:
+        """A symbolic batch of inputs of ``shape`` (without batch)."""
+        return self.keras.KerasTensor((None, *shape), dtype=dtype)
+
+    def infer_outputs(self, node: Any, inputs: list) -> list:
+        """Output tensors of ``node``'s operation called on new symbolic ``inputs`` (one per
+        input tensor of the node, in order), by Keras' own shape inference."""
+        tensors = {id(t): new for t, new in zip(node.arguments.keras_tensors, inputs)}
+        args, kwargs = node.arguments.fill_in(tensors)
+        return self.keras.tree.flatten(node.operation.compute_output_spec(*args, **kwargs))
 
 
 class TfKerasAdapter(Keras3Adapter):
@@ -114,6 +164,10 @@ class TfKerasAdapter(Keras3Adapter):
     @staticmethod
     def operation(node: Any) -> Any:
         return node.layer
+
+    @staticmethod
+    def variable_size(variable: Any) -> int:
+        return math.prod(int(d) for d in variable.shape)
 
     @staticmethod
     def input_tensors(node: Any) -> list:

@@ -57,7 +57,8 @@ def same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tupl
     (1, 1)
     """
     k_eff = effective_kernel(kernel, dilation)
-    total = max((math.ceil(size / stride) - 1) * stride + k_eff - size, 0)
+    outputs = conv_output_size(size, kernel, stride, dilation, "same")
+    total = max((outputs - 1) * stride + k_eff - size, 0)
     return total // 2, total - total // 2
 
 

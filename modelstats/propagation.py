@@ -14,7 +14,7 @@ from typing import Any, Optional, Union
 
 import networkx as nx
 
-from modelstats.errors import MisalignedMergeError, ModelStatsError, user_stacklevel
+from modelstats.errors import MisalignedMergeError, ModelStatsError, ShapeError, user_stacklevel
 from modelstats.geometry import Geometry, compose
 from modelstats.registry import Registry, Unsupported
 
@@ -109,12 +109,13 @@ class ReceptiveField:
     def center(self, position) -> tuple:
         """Centre (in input pixel coordinates) of the field of the unit at ``position``.
 
-        ``u*j - p + (r-1)/2`` per axis; needs known padding.
+        ``u*j - p + (r-1)/2`` per axis. Raises :class:`~modelstats.errors.ShapeError` when the
+        padding depends on an input size that is unknown (pass ``input_shape=``).
         """
         self._require_spatial()
         position = _as_position(position, len(self.size))
         if any(p is None for p in self.padding):
-            raise ModelStatsError(
+            raise ShapeError(
                 f"The padding of '{self.node}' depends on an unknown input size; pass "
                 "input_shape=(...) to locate fields."
             )
@@ -131,7 +132,9 @@ class ReceptiveField:
         outside the image (into padding). With ``clip=True`` every intermediate map's extent
         is applied on the way, giving exactly the input pixels the unit depends on. None when
         the unit reads no input pixel at all (e.g. between the taps of a sparse transposed
-        conv, or a position that is pure padding).
+        conv, or a position that is pure padding). Raises
+        :class:`~modelstats.errors.ShapeError` where a layer's padding depends on an input size
+        that is unknown (pass ``input_shape=``).
         """
         self._require_spatial()
         position = _as_position(position, len(self.size))
@@ -162,11 +165,9 @@ class Propagation:
         self.graph = graph
         self.input_node = input_node
         self.strict = strict
-        shape = graph.nodes[input_node]["output_shapes"][0]
-        self.n_axes = len(shape) - 1
+        self.n_axes = len(graph.nodes[input_node]["spatial_axes"])
         self.order = {node: i for i, node in enumerate(graph.nodes)}
         self.states: dict[str, _State] = {}
-        self.misaligned: list[tuple[str, str]] = []
         for node_id in graph.nodes:
             self.states[node_id] = self._state(node_id)
 
@@ -251,7 +252,6 @@ class Propagation:
         note = ""
         if problems:
             note = "misaligned merge: " + "; ".join(problems)
-            self.misaligned.append((node_id, note))
             if self.strict:
                 raise MisalignedMergeError(f"Node '{node_id}': {note}.")
             warnings.warn(f"modelstats: node '{node_id}': {note}.", MisalignedMergeWarning,
@@ -264,8 +264,9 @@ class Propagation:
 
     # -- backward --------------------------------------------------------------------------
     def _extent(self, node_id: str, output_index: int) -> tuple:
-        shape = self.graph.nodes[node_id]["output_shapes"][output_index]
-        return tuple(shape[:-1])
+        data = self.graph.nodes[node_id]
+        shape = data["output_shapes"][output_index]
+        return tuple(shape[a] for a in data["spatial_axes"])
 
     def box(self, node_id: str, position: tuple[int, ...], clip: bool = False) -> Optional[tuple]:
         """Walk demands backwards from one unit to the input. Unclipped, a demand is an
@@ -296,7 +297,7 @@ class Propagation:
                         wanted = [want if axis is None else axis.interval(*want)
                                   for want, axis in zip(wanted_here, axes)]
                 except ValueError as exc:
-                    raise ModelStatsError(
+                    raise ShapeError(
                         f"Cannot locate fields through '{current}': {exc}. Pass input_shape."
                     ) from None
                 if any(not w for w in wanted):
@@ -338,7 +339,7 @@ def _read_positions(positions: set, axis, extent: Optional[int]) -> set:
 
 def spatial_inputs(graph: nx.DiGraph) -> list[str]:
     """Model inputs with at least one spatial axis (shape ``(*spatial, channels)``)."""
-    return [n for n in graph.graph["inputs"] if len(graph.nodes[n]["output_shapes"][0]) >= 2]
+    return [n for n in graph.graph["inputs"] if graph.nodes[n]["spatial_axes"]]
 
 
 def choose_input(graph: nx.DiGraph, requested: Optional[str] = None) -> str:

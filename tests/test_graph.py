@@ -82,8 +82,8 @@ class TestClothingClassifier:
         base = classifier.get_layer("mobilenetv2_1.00_224")
         for layer in base.layers:
             node = f"mobilenetv2_1.00_224/{layer.name}"
-            for _, _, shape in g.out_edges(node, data="shape"):
-                assert shape == tuple(layer.output.shape[1:])
+            for _, _, shapes in g.out_edges(node, data="shapes"):
+                assert shapes == [tuple(layer.output.shape[1:])]
 
     def test_not_expanded(self, classifier):
         g = modelstats.to_networkx(classifier, expand_nested=False)
@@ -165,8 +165,8 @@ def test_multi_input_multi_output_and_multiple_outputs(keras):
     g = modelstats.to_networkx(model)
     split = [n for n in g if g.nodes[n]["type"] == "Split"][0]
     assert g.nodes[split]["output_shapes"] == [(6,), (6,)]
-    assert g.edges[split, "o1"]["output_index"] == 0
-    assert g.edges[split, "o2"]["output_index"] == 1
+    assert g.edges[split, "o1"]["output_indices"] == [0]
+    assert g.edges[split, "o2"]["output_indices"] == [1]
     assert sorted(g.graph["inputs"]) == ["a", "b"] and g.graph["outputs"] == ["o1", "o2"]
     assert g.nodes["cat"]["inputs"] == [("a", 0), ("b", 0)]
 
@@ -197,7 +197,7 @@ def test_input_shape_reinfers_shapes(mobilenet_any_size):
     g = modelstats.to_networkx(model, input_shape=(224, 224, 3))
     assert g.nodes["Conv_1"]["output_shapes"] == [(7, 7, 1280)]
     assert g.nodes["block_1_pad"]["output_shapes"] == [(113, 113, 96)]
-    assert g.edges["block_1_pad", "block_1_depthwise"]["shape"] == (113, 113, 96)
+    assert g.edges["block_1_pad", "block_1_depthwise"]["shapes"] == [(113, 113, 96)]
     assert modelstats.to_networkx(model).nodes["Conv_1"]["output_shapes"] == [(None, None, 1280)]
     with pytest.raises(ShapeError, match="rank"):
         modelstats.to_networkx(model, input_shape=(224, 224))
