@@ -191,6 +191,61 @@ class TfKerasAdapter(Keras3Adapter):
         return getattr(tensor.dtype, "name", str(tensor.dtype))
 
 
+def argument_names(layer: Any, node: Any) -> Optional[list]:
+    """The ``call()`` parameter each input tensor of one Keras node was passed as.
+
+    A node's input tensors (hence a rule's ``input_shapes``) are its call arguments flattened
+    the way Keras flattens them: the positional arguments in order, then the keyword arguments
+    *sorted by name*. So ``mha(q, v, attention_mask=m)`` gives ``[q, v, m]``, ``mha(q, v,
+    key=k, attention_mask=m)`` gives ``[q, v, m, k]`` and ``mha(query=q, value=v, key=k)``
+    gives ``[k, q, v]``: no fixed position (first, last) names the value. Here each argument
+    is replaced by its parameter name (positional ones through the signature of ``call``) and
+    flattened with Keras' own ``tree.flatten``, which keeps the tensors' order by construction.
+    Returns None when the node's structure cannot be read.
+    """
+    import inspect
+
+    import keras
+
+    arguments = getattr(node, "arguments", None)  # Keras 3
+    if arguments is not None:
+        args, kwargs, tensors = arguments.args, arguments.kwargs, arguments.keras_tensors
+    else:  # tf_keras (Keras 2) nodes keep the same three things under other names
+        args = getattr(node, "call_args", None)
+        kwargs = getattr(node, "call_kwargs", None)
+        tensors = getattr(node, "keras_inputs", None)
+        if args is None or kwargs is None or tensors is None:
+            return None
+    try:
+        params = [p.name for p in inspect.signature(layer.call).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        return None
+    ids = {id(t) for t in tensors}
+
+    def label(name, structure):
+        return keras.tree.map_structure(lambda x: name if id(x) in ids else None, structure)
+
+    positional = [params[i] if i < len(params) else "*args" for i in range(len(args))]
+    labelled = (
+        tuple(label(name, arg) for name, arg in zip(positional, args)),
+        {name: label(name, value) for name, value in kwargs.items()},
+    )
+    names = [n for n in keras.tree.flatten(labelled) if n is not None]
+    return names if len(names) == len(tensors) else None
+
+
+def inbound_calls(layer: Any) -> list[tuple[Optional[list], list]]:
+    """Every call of ``layer`` in a graph: its inputs' parameter names (see
+    :func:`argument_names`) and shapes without batch, in the node's input order."""
+    calls = []
+    for node in getattr(layer, "_inbound_nodes", ()):
+        arguments = getattr(node, "arguments", None)
+        tensors = arguments.keras_tensors if arguments is not None else node.keras_inputs
+        calls.append((argument_names(layer, node), [tuple(t.shape[1:]) for t in tensors]))
+    return calls
+
+
 _ADAPTERS: dict[str, Keras3Adapter] = {}
 
 

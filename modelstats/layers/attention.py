@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import keras
 
-from modelstats.formulas import numel
+from modelstats.adapters import inbound_calls
+from modelstats.formulas import attention_macs, numel
 from modelstats.geometry import GLOBAL
 from modelstats.registry import Cost, RuleSet
 
@@ -43,7 +44,7 @@ def _projected_attention(layer, query_positions, key_positions, attended, heads,
         + query_positions * _kernel_size(o)  # output = heads W_o
     )
     scores = query_positions * attended * heads
-    attention = scores * key_dim + scores * value_dim  # Q Kᵀ, then softmax(.) V
+    attention = attention_macs(query_positions, attended, heads, key_dim, value_dim)
     bias = (
         _projection_bias(q, query_positions) + _projection_bias(k, key_positions)
         + _projection_bias(v, key_positions) + _projection_bias(o, query_positions)
@@ -53,9 +54,41 @@ def _projected_attention(layer, query_positions, key_positions, attended, heads,
     return Cost(macs=projections + attention, bias=bias, elementwise=elementwise)
 
 
+def _value_shape(layer, input_shapes) -> tuple:
+    """Shape of the ``value`` tensor among a (Grouped)MultiHeadAttention call's inputs.
+
+    Only the value's positions matter beyond the query's (which the output shape gives): the
+    key must have the value's positions, and the projection widths come from the kernels. The
+    other inputs are the key (same positions as the value, its own feature size) and masks
+    (``attention_mask`` is ``(T, S)``: its last axis is the key length, not a feature axis;
+    ``query_mask`` / ``value_mask`` / ``key_mask`` are ``(T,)`` / ``(S,)``).
+
+    The rule gets shapes only, and masks and keys passed by keyword land anywhere in them
+    (see :func:`modelstats.adapters.argument_names`), so which input is the value is read from the structure of
+    the layer's own calls (its inbound nodes), while the sizes come from ``input_shapes``: a
+    graph re-inferred at another input size (``input_shape=``) keeps the call structure but
+    not the shapes. Calls of the same layer with a different structure but as many inputs are
+    told apart by their shapes. Without any call to read (a rule called by hand) the
+    signature's positional order applies: ``call(query, value, key=None, ...)``.
+    """
+    candidates = []  # (value index, that call's input shapes)
+    for names, shapes in inbound_calls(layer):
+        if names is None or len(names) != len(input_shapes) or "value" not in names:
+            continue
+        candidates.append((names.index("value"), shapes))
+    indices = {index for index, _ in candidates}
+    if len(indices) > 1:  # the same layer called with differently ordered inputs
+        given = [tuple(s) for s in input_shapes]
+        indices = {index for index, shapes in candidates if shapes == given} or indices
+    if indices:
+        # Still ambiguous only for such calls re-inferred at new sizes: take the first.
+        return tuple(input_shapes[min(indices)])
+    return tuple(input_shapes[1] if len(input_shapes) > 1 else input_shapes[0])
+
+
 def multi_head_attention_cost(layer, input_shapes, output_shapes) -> Cost:
-    query_positions = numel(output_shapes[0][:-1])
-    key_shape = input_shapes[-1]  # value and key share their positions
+    query_positions = numel(output_shapes[0][:-1])  # the output keeps the query's positions
+    key_shape = _value_shape(layer, input_shapes)  # value and key share their positions
     key_positions = numel(key_shape[:-1])
     cost = _projected_attention(
         layer, query_positions, key_positions, _attention_positions(layer, key_shape),
@@ -70,8 +103,9 @@ def multi_head_attention_cost(layer, input_shapes, output_shapes) -> Cost:
 
 
 def grouped_query_attention_cost(layer, input_shapes, output_shapes) -> Cost:
-    query_positions = numel(output_shapes[0][:-1])
-    key_positions = numel(input_shapes[-1][:-1])
+    query_positions = numel(output_shapes[0][:-1])  # the output keeps the query's positions
+    # same call signature as MultiHeadAttention (masks and key by keyword land anywhere)
+    key_positions = numel(_value_shape(layer, input_shapes)[:-1])
     return _projected_attention(
         layer, query_positions, key_positions, key_positions, layer.num_query_heads,
         layer.head_dim, layer.head_dim,
@@ -79,12 +113,15 @@ def grouped_query_attention_cost(layer, input_shapes, output_shapes) -> Cost:
 
 
 def dot_attention_cost(layer, input_shapes, output_shapes) -> Cost:
+    # call(inputs=[query, value, key?], mask=[query_mask, value_mask]): positional arguments
+    # flatten first and keywords by sorted name ("inputs" < "mask"), so the masks always come
+    # after the inputs and input_shapes[0] / [1] are the query / value however it is called.
     query_positions = numel(input_shapes[0][:-1])
     key_positions = numel(input_shapes[1][:-1])
     dim = int(input_shapes[0][-1])
     value_dim = int(output_shapes[0][-1])
     scores = query_positions * key_positions
-    macs = scores * dim + scores * value_dim  # Q Kᵀ, then softmax(.) V
+    macs = attention_macs(query_positions, key_positions, 1, dim, value_dim)  # one head
     elementwise = SOFTMAX * scores + (scores if layer.use_scale else 0)
     if layer.score_mode == "concat":
         # tanh(q + k) summed over features: add, tanh, add per feature
@@ -94,6 +131,7 @@ def dot_attention_cost(layer, input_shapes, output_shapes) -> Cost:
 
 
 def additive_attention_cost(layer, input_shapes, output_shapes) -> Cost:
+    # inputs then masks, as for dot_attention_cost
     query_positions = numel(input_shapes[0][:-1])
     key_positions = numel(input_shapes[1][:-1])
     dim = int(input_shapes[0][-1])

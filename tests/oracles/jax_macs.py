@@ -1,0 +1,369 @@
+"""MACs of a Keras model read from a JAX trace: an oracle independent of modelstats' rules.
+
+modelstats counts from layer shapes and hyper-parameters. This module instead traces what the
+model actually computes, ``jax.make_jaxpr`` of ``model.stateless_call(...)``, and adds up the
+multiply-accumulates of the two primitives that do them:
+
+- ``dot_general`` (every matmul, ``einsum`` and ``Dense``):
+  ``numel(out) * prod(sizes of the contracted lhs dimensions)``.
+- ``conv_general_dilated``: ``batch * out_features * in_features_per_group * taps``, where
+  ``taps`` multiplies, per spatial axis, the (output position, kernel tap) pairs counted:
+
+  * ``lhs_dilation == 1`` (an ordinary convolution): every output position times every tap,
+    taps on padding included, as modelstats counts a convolution
+    (``prod(out_spatial) * prod(kernel) * C_in/groups * C_out``).
+  * ``lhs_dilation > 1`` (how JAX lowers a transposed convolution, and the input gradient of
+    a strided one): only the pairs whose tap lands on a real input element, never on a zero
+    inserted by the dilation nor on padding. With "valid" padding that is exactly modelstats'
+    convention for a transposed convolution, ``n_in * kernel`` per axis ("each real input
+    element times each tap"); where the padding crops the output ("same"), the products for
+    the cropped positions are never computed and are not counted here.
+
+  ``in_features_per_group`` is read from the kernel (its input-feature dimension), which is
+  right for ``feature_group_count`` and ``batch_group_count`` alike.
+
+Everything else (adds, bias, softmax, activations, ``mul``) is not a MAC and is ignored.
+Sub-computations are followed: ``jit``/``pjit``, ``closed_call``, ``remat``/``checkpoint``,
+``custom_jvp_call`` and ``custom_vjp_call`` count their body once; ``scan`` counts its body
+``length`` times. ``cond`` (only one branch runs, and which one is data-dependent) and
+``while`` (unknown trip count) raise :class:`UnsupportedTrace`, as does any other primitive
+carrying a sub-jaxpr: the oracle never guesses.
+
+:func:`count_macs` and :func:`macs_by_primitive` are pure functions of a jaxpr (they do not
+even import JAX). :func:`forward_jaxpr` traces a model's inference call; later oracles can
+trace a training step the same way (``jax.make_jaxpr(jax.grad(loss))``) and count it with the
+same functions.
+
+The Keras backend is fixed by the first ``import keras`` in a process, and the test process
+runs TensorFlow, so models are traced in a subprocess: :func:`macs_in_subprocess` runs this
+module as a script with ``KERAS_BACKEND=jax``::
+
+    python -m tests.oracles.jax_macs mha_self tests.oracles.models:gqa
+
+Each argument is a builder: ``module:function`` returning a Keras model with fixed input
+shapes, or a bare name from :data:`tests.oracles.models.BUILDERS`. Builders run inside
+:func:`build_abstract`, so weights are never initialised (a whole keras.applications network
+traces in seconds). The script prints one JSON
+line, after the marker :data:`MARKER`, mapping each argument to
+``{"macs": int, "by_primitive": {name: macs}, "calls": {name: count}}``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import os
+import pathlib
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any, Callable
+
+__all__ = [
+    "UnsupportedTrace",
+    "count_macs",
+    "macs_by_primitive",
+    "dot_general_macs",
+    "conv_general_dilated_macs",
+    "forward_jaxpr",
+    "build_abstract",
+    "trace_builder",
+    "macs_in_subprocess",
+    "MARKER",
+]
+
+MARKER = "JAX_MACS_JSON "  # prefix of the result line the subprocess prints
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+DEFAULT_MODULE = "tests.oracles.models"
+
+# Primitives whose body runs exactly once per call, and the parameter holding that body.
+_CALLED_ONCE = {
+    "jit": "jaxpr",
+    "pjit": "jaxpr",
+    "closed_call": "call_jaxpr",
+    "core_call": "call_jaxpr",
+    "remat": "jaxpr",
+    "remat2": "jaxpr",
+    "checkpoint": "jaxpr",
+    "custom_jvp_call": "call_jaxpr",
+    "custom_vjp_call": "call_jaxpr",
+    "custom_vjp_call_jaxpr": "fun_jaxpr",
+}
+
+
+class UnsupportedTrace(NotImplementedError):
+    """The jaxpr holds control flow whose MACs cannot be read from the trace alone."""
+
+
+def _open(jaxpr: Any) -> Any:
+    """The ``Jaxpr`` of a ``Jaxpr`` or ``ClosedJaxpr`` (duck-typed: no JAX import needed)."""
+    if hasattr(jaxpr, "eqns"):
+        return jaxpr
+    inner = getattr(jaxpr, "jaxpr", None)
+    if inner is not None and hasattr(inner, "eqns"):
+        return inner
+    raise TypeError(f"Expected a jaxpr (Jaxpr or ClosedJaxpr). Received: {type(jaxpr).__name__}")
+
+
+def _is_jaxpr(value: Any) -> bool:
+    return hasattr(value, "eqns") or hasattr(getattr(value, "jaxpr", None), "eqns")
+
+
+def _has_subjaxpr(params: dict) -> bool:
+    for value in params.values():
+        items = value if isinstance(value, (tuple, list)) else (value,)
+        if any(_is_jaxpr(item) for item in items):
+            return True
+    return False
+
+
+def _shape(var: Any) -> tuple:
+    return tuple(int(d) for d in var.aval.shape)
+
+
+def dot_general_macs(lhs_shape: Sequence[int], out_shape: Sequence[int],
+                     dimension_numbers: Any) -> int:
+    """MACs of one ``dot_general``: each output element sums over the contracted dimensions.
+
+    >>> dot_general_macs((3, 4), (3, 5), (((1,), (0,)), ((), ())))  # (3,4) @ (4,5)
+    60
+    >>> dot_general_macs((2, 3, 4), (2, 3, 5), (((2,), (1,)), ((0,), (0,))))  # batched
+    120
+    """
+    (lhs_contracting, _), _ = dimension_numbers
+    return math.prod(out_shape) * math.prod(lhs_shape[d] for d in lhs_contracting)
+
+
+def _real_pairs(size: int, kernel: int, out: int, stride: int, low_pad: int,
+                lhs_dilation: int, rhs_dilation: int) -> int:
+    """(output position, tap) pairs on one axis whose tap reads a real input element.
+
+    Output position ``i`` with tap ``t`` reads position ``p = i*stride + t*rhs_dilation -
+    low_pad`` of the dilated input, which holds input element ``p / lhs_dilation`` when ``p``
+    is a multiple of ``lhs_dilation`` inside ``[0, (size-1)*lhs_dilation]``, and a zero
+    (inserted or padding) otherwise.
+
+    >>> _real_pairs(4, 3, 9, 1, 2, 2, 1)  # transposed conv, stride 2, "valid": 4 inputs * 3
+    12
+    """
+    last = (size - 1) * lhs_dilation
+    count = 0
+    for tap in range(kernel):
+        for position in range(out):
+            p = position * stride + tap * rhs_dilation - low_pad
+            if 0 <= p <= last and p % lhs_dilation == 0:
+                count += 1
+    return count
+
+
+def conv_general_dilated_macs(lhs_shape: Sequence[int], rhs_shape: Sequence[int],
+                              out_shape: Sequence[int], params: dict) -> int:
+    """MACs of one ``conv_general_dilated`` (conventions in the module docstring).
+
+    >>> nchw = (0, 1, 2, 3)  # (lhs_spec, rhs_spec, out_spec) as in ConvDimensionNumbers
+    >>> params = dict(dimension_numbers=(nchw, nchw, nchw), window_strides=(1, 1),
+    ...               padding=((0, 0), (0, 0)), lhs_dilation=(1, 1), rhs_dilation=(1, 1))
+    >>> conv_general_dilated_macs((1, 3, 8, 8), (4, 3, 3, 3), (1, 4, 6, 6), params)  # 144*9*3
+    3888
+    """
+    lhs_spec, rhs_spec, out_spec = params["dimension_numbers"]
+    taps = 1
+    for axis in range(len(lhs_spec) - 2):
+        kernel = rhs_shape[rhs_spec[2 + axis]]
+        out = out_shape[out_spec[2 + axis]]
+        lhs_dilation = params["lhs_dilation"][axis]
+        if lhs_dilation == 1:
+            taps *= out * kernel  # every output position times every tap, padding included
+        else:
+            taps *= _real_pairs(
+                lhs_shape[lhs_spec[2 + axis]], kernel, out, params["window_strides"][axis],
+                params["padding"][axis][0], lhs_dilation, params["rhs_dilation"][axis],
+            )
+    batch, out_features = out_shape[out_spec[0]], out_shape[out_spec[1]]
+    in_features_per_group = rhs_shape[rhs_spec[1]]  # the kernel's input-feature dimension
+    return batch * out_features * in_features_per_group * taps
+
+
+def _accumulate(jaxpr: Any, factor: int, macs: Counter, calls: Counter) -> None:
+    for eqn in _open(jaxpr).eqns:
+        name = eqn.primitive.name
+        if name == "dot_general":
+            lhs = _shape(eqn.invars[0])
+            out = _shape(eqn.outvars[0])
+            macs[name] += factor * dot_general_macs(lhs, out, eqn.params["dimension_numbers"])
+            calls[name] += factor
+        elif name == "conv_general_dilated":
+            lhs, rhs = _shape(eqn.invars[0]), _shape(eqn.invars[1])
+            out = _shape(eqn.outvars[0])
+            macs[name] += factor * conv_general_dilated_macs(lhs, rhs, out, eqn.params)
+            calls[name] += factor
+        elif name in _CALLED_ONCE and _CALLED_ONCE[name] in eqn.params:
+            _accumulate(eqn.params[_CALLED_ONCE[name]], factor, macs, calls)
+        elif name == "scan":
+            _accumulate(eqn.params["jaxpr"], factor * int(eqn.params["length"]), macs, calls)
+        elif name in ("cond", "while"):
+            raise UnsupportedTrace(
+                f"'{name}' in the trace: its MACs depend on run-time data (which branch, how "
+                "many iterations), so the oracle cannot count them from the jaxpr."
+            )
+        elif _has_subjaxpr(eqn.params):
+            raise UnsupportedTrace(
+                f"Primitive '{name}' carries a sub-jaxpr the oracle does not know how to count; "
+                f"add it to _CALLED_ONCE (or handle it) in {__name__}."
+            )
+
+
+def macs_by_primitive(jaxpr: Any) -> tuple[dict, dict]:
+    """MACs and call counts per MAC primitive in a jaxpr, sub-jaxprs included.
+
+    Parameters
+    ----------
+    jaxpr : jax.core.Jaxpr or jax.core.ClosedJaxpr
+
+    Returns
+    -------
+    (dict, dict)
+        ``{primitive: macs}`` and ``{primitive: number of calls}`` (a scan body's calls counted
+        ``length`` times), for ``dot_general`` and ``conv_general_dilated``.
+    """
+    macs: Counter = Counter()
+    calls: Counter = Counter()
+    _accumulate(jaxpr, 1, macs, calls)
+    return dict(macs), dict(calls)
+
+
+def count_macs(jaxpr: Any) -> int:
+    """Total multiply-accumulates in a jaxpr (see the module docstring for what counts)."""
+    return sum(macs_by_primitive(jaxpr)[0].values())
+
+
+def forward_jaxpr(model: Any, batch_size: int = 1) -> Any:
+    """``jax.make_jaxpr`` of ``model``'s inference call on inputs of ``batch_size`` samples.
+
+    Needs the JAX backend of Keras. Inputs and weights are abstract (shape and dtype only), so
+    the weights need not hold values: see :func:`build_abstract`. Every input dimension but
+    the batch must be known.
+    """
+    import jax
+    import keras
+
+    if keras.backend.backend() != "jax":
+        raise RuntimeError(
+            "forward_jaxpr needs KERAS_BACKEND=jax (set before the first import of keras). "
+            f"Received: the {keras.backend.backend()} backend."
+        )
+    specs = []
+    for tensor in model.inputs:
+        shape = tuple(tensor.shape[1:])
+        if any(d is None for d in shape):
+            raise ValueError(
+                f"Model input '{tensor.name}' has shape {shape}: the oracle needs every "
+                "dimension but the batch; build the model on fixed input shapes."
+            )
+        specs.append(jax.ShapeDtypeStruct((batch_size, *shape), tensor.dtype))
+    inputs = specs[0] if len(specs) == 1 else specs
+
+    def abstract(variables):
+        return [jax.ShapeDtypeStruct(tuple(v.shape), v.dtype) for v in variables]
+
+    def forward(trainable, non_trainable, inputs):
+        outputs, _ = model.stateless_call(trainable, non_trainable, inputs, training=False)
+        return outputs
+
+    return jax.make_jaxpr(forward)(
+        abstract(model.trainable_variables), abstract(model.non_trainable_variables), inputs
+    )
+
+
+def build_abstract(build: Callable[[], Any]) -> Any:
+    """Call a model builder without giving its weights values.
+
+    Inside ``keras.StatelessScope(initialize_variables=False)`` Keras defers every variable's
+    initialiser and never runs it, so the weights have a shape and a dtype only, which is all
+    a trace needs. Initialising them would compile one random initialiser per weight shape
+    with XLA (about a second each: minutes for a real network).
+    """
+    import keras
+
+    with keras.StatelessScope(initialize_variables=False):
+        return build()
+
+
+def resolve_builder(spec: str) -> Callable[[], Any]:
+    """The builder function named by ``module:function`` or by a bare name in
+    :data:`tests.oracles.models.BUILDERS`."""
+    module_name, _, function = spec.rpartition(":")
+    if not module_name:
+        registry = importlib.import_module(DEFAULT_MODULE).BUILDERS
+        if spec not in registry:
+            raise KeyError(f"No builder '{spec}' in {DEFAULT_MODULE}; it has {sorted(registry)}.")
+        return registry[spec]
+    return getattr(importlib.import_module(module_name), function)
+
+
+def trace_builder(spec: str, batch_size: int = 1) -> dict:
+    """Build the model named by ``spec`` and count the MACs of its forward trace."""
+    model = build_abstract(resolve_builder(spec))
+    macs, calls = macs_by_primitive(forward_jaxpr(model, batch_size))
+    return {"macs": sum(macs.values()), "by_primitive": macs, "calls": calls}
+
+
+def macs_in_subprocess(builders: Sequence[str], *, batch_size: int = 1,
+                       timeout: float = 600) -> dict:
+    """Trace every builder in ONE subprocess on the JAX backend (JAX starts slowly).
+
+    Parameters
+    ----------
+    builders : sequence of str
+        ``module:function`` or names in :data:`tests.oracles.models.BUILDERS`; each builder
+        takes no argument and returns a Keras model with fixed input shapes, built with
+        Keras APIs only (so it builds on any backend).
+    batch_size : int, default 1
+        Samples per traced call (modelstats counts per sample).
+    timeout : float
+        Seconds before the subprocess is killed.
+
+    Returns
+    -------
+    dict
+        ``{builder: {"macs": int, "by_primitive": {...}, "calls": {...}}}``.
+
+    Raises
+    ------
+    RuntimeError
+        When the subprocess fails, with the end of its stderr.
+    """
+    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_ENABLE_ONEDNN_OPTS": "0",
+           "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")}
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p
+    )
+    command = [sys.executable, "-m", "tests.oracles.jax_macs", "--batch-size", str(batch_size),
+               *builders]
+    done = subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+    lines = [line for line in done.stdout.splitlines() if line.startswith(MARKER)]
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(
+            f"The JAX oracle failed (exit {done.returncode}) for {list(builders)}:\n"
+            f"{done.stderr[-3000:]}"
+        )
+    return json.loads(lines[-1][len(MARKER):])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("builders", nargs="+", help="module:function or a name in BUILDERS")
+    parser.add_argument("--batch-size", type=int, default=1)
+    args = parser.parse_args(argv)
+    results = {spec: trace_builder(spec, args.batch_size) for spec in args.builders}
+    print(MARKER + json.dumps(results, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
