@@ -113,6 +113,40 @@ class Keras3Adapter:
         shape = getattr(variable, "_shape", None) or variable.shape
         return math.prod(int(d) for d in shape)
 
+    def argument_variables(self, node: Any) -> list:
+        """Variables passed to an operation's call as arguments (``ops.matmul(x, self.w)``
+        inside a traced layer): the weights an operation that owns none reads."""
+        arguments = (node.arguments.args, node.arguments.kwargs)
+        return [v for v in self.keras.tree.flatten(arguments) if isinstance(v, self.keras.Variable)]
+
+    # -- tracing ----------------------------------------------------------------------------
+    def trace_call(self, node: Any) -> Any:
+        """The Functional of what one call of a layer does inside: its ``call`` run on fresh
+        symbolic inputs of the node's shapes records every sublayer call and ``keras.ops``
+        call as Keras nodes. Raises whatever the call raises on symbolic tensors."""
+        keras = self.keras
+        tensors = list(node.arguments.keras_tensors)
+        inputs = [keras.Input(batch_shape=t.shape, dtype=t.dtype) for t in tensors]
+        args, kwargs = node.arguments.fill_in({id(t): new for t, new in zip(tensors, inputs)})
+        outputs = node.operation.call(*args, **kwargs)
+        return keras.Model(inputs, outputs, name=node.operation.name)
+
+    def trace_model(self, model: Any, shapes: Optional[list]) -> Any:
+        """The Functional of a subclassed model: its ``call`` on symbolic inputs of ``shapes``
+        (without batch), or of the shapes it was built with."""
+        keras = self.keras
+        if shapes is None:
+            built = getattr(model, "_build_shapes_dict", None) or {}
+            shapes = [tuple(s)[1:] for s in built.values()
+                      if isinstance(s, (tuple, list)) and all(_is_dim(d) for d in s)]
+            if not shapes:
+                return None
+        names = _call_parameters(model.call)[:1] if len(shapes) == 1 else []
+        names = names or [f"input_{i}" for i in range(len(shapes))]
+        inputs = [keras.Input(tuple(shape), name=name) for shape, name in zip(shapes, names)]
+        outputs = model.call(inputs[0] if len(inputs) == 1 else inputs)
+        return keras.Model(inputs, outputs, name=model.name)
+
     # -- shape inference ----------------------------------------------------------------------
     def symbolic_input(self, shape: tuple, dtype: Any) -> Any:
         """A symbolic batch of inputs of ``shape`` (without batch)."""
@@ -124,6 +158,21 @@ class Keras3Adapter:
         tensors = {id(t): new for t, new in zip(node.arguments.keras_tensors, inputs)}
         args, kwargs = node.arguments.fill_in(tensors)
         return self.keras.tree.flatten(node.operation.compute_output_spec(*args, **kwargs))
+
+
+def _call_parameters(call: Any) -> list[str]:
+    """Names of the positional parameters of a bound ``call`` method."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(call).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
+def _is_dim(value: Any) -> bool:
+    return value is None or isinstance(value, int)
 
 
 class TfKerasAdapter(Keras3Adapter):
@@ -169,6 +218,15 @@ class TfKerasAdapter(Keras3Adapter):
     def variable_size(variable: Any) -> int:
         return math.prod(int(d) for d in variable.shape)
 
+    def argument_variables(self, node: Any) -> list:
+        return []
+
+    def trace_call(self, node: Any) -> Any:
+        raise NotImplementedError("tracing custom layers needs Keras 3")
+
+    def trace_model(self, model: Any, shapes: Optional[list]) -> Any:
+        return None
+
     @staticmethod
     def input_tensors(node: Any) -> list:
         return list(node.keras_inputs)
@@ -203,8 +261,6 @@ def argument_names(layer: Any, node: Any) -> Optional[list]:
     flattened with Keras' own ``tree.flatten``, which keeps the tensors' order by construction.
     Returns None when the node's structure cannot be read.
     """
-    import inspect
-
     import keras
 
     arguments = getattr(node, "arguments", None)  # Keras 3
@@ -216,10 +272,8 @@ def argument_names(layer: Any, node: Any) -> Optional[list]:
         tensors = getattr(node, "keras_inputs", None)
         if args is None or kwargs is None or tensors is None:
             return None
-    try:
-        params = [p.name for p in inspect.signature(layer.call).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    except (TypeError, ValueError):
+    params = _call_parameters(layer.call)
+    if not params:
         return None
     ids = {id(t) for t in tensors}
 

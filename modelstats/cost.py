@@ -131,19 +131,15 @@ def _folded(graph: nx.DiGraph, node_id: str, registry: Registry) -> bool:
     )
 
 
-def _nested_cost(operation: Any, input_shapes, convention: Convention,
-                 registry: Registry) -> tuple[Cost, int]:
-    """Cost and FLOPs of a nested model kept as one node: its inner graph counted with the
-    same convention and registry, so the totals equal the expanded model's."""
-    from modelstats.graph import to_networkx
+def _nested_cost(data: dict, convention: Convention, registry: Registry) -> tuple[Cost, int]:
+    """Cost and FLOPs of a nested model or traced layer kept as one node: its inner graph
+    counted with the same convention and registry, so the totals equal the expanded model's."""
+    from modelstats.graph import inner_graph
 
-    shape = input_shapes[0] if len(input_shapes) == 1 else list(input_shapes)
     try:
-        inner = to_networkx(operation, input_shape=shape)
-    except NotAGraphModelError:
-        raise Unsupported(
-            f"{type(operation).__name__} is a model with no static graph of layer calls"
-        ) from None
+        inner = inner_graph(data)
+    except NotAGraphModelError as exc:
+        raise Unsupported(str(exc)) from None
     total, flops = Cost(), 0
     for record in node_costs(inner, convention, registry=registry, _warn=False):
         if record.status == "unsupported":
@@ -185,10 +181,15 @@ def node_costs(
             activation_bytes=activations * _itemsize(data["dtype"]),
         )
         try:
-            if registry.cost_rule(type(operation)) is NESTED:
-                record.cost, record.flops = _nested_cost(
-                    operation, data["input_shapes"], convention, registry
+            if data.get("trace_error"):  # the walk tried to trace this call and could not
+                raise Unsupported(
+                    f"no rule for {data['type']}, and its call could not be traced on symbolic "
+                    f"inputs ({data['trace_error']})"
                 )
+            if registry.cost_rule(type(operation)) is NESTED or (
+                registry.traceable(type(operation)) and data.get("traceable")
+            ):
+                record.cost, record.flops = _nested_cost(data, convention, registry)
             else:
                 record.cost = registry.cost(
                     operation, data["input_shapes"], data["output_shapes"], node=node_id

@@ -136,13 +136,37 @@ def _graph_of(model: Any, adapter: Any, shapes: Optional[InputShapes]) -> tuple[
         return functional, True
     if _is_graph_model(model):
         return model, False
-    kind = "subclassed model" if adapter.is_model(model) else "layer"
+    if adapter.is_model(model):
+        traced = _traced_model(model, adapter, shapes)
+        if traced is not None:
+            return traced, True
+    if adapter.is_model(model):
+        raise NotAGraphModelError(
+            f"'{model.name}' is a subclassed model ({type(model).__name__}) that was never "
+            "called, so the shapes its call() takes are unknown. Pass input_shape=(...) "
+            "without the batch dimension, and modelstats traces its call()."
+        )
     raise NotAGraphModelError(
-        f"'{model.name}' is a {kind} ({type(model).__name__}): it has no static graph of layer calls "
-        "for modelstats to read, because its structure lives in Python code in call(). Rebuild it "
-        "with the Functional API (keras.Input -> layers -> keras.Model(inputs, outputs)), or wrap "
-        "its layers in a keras.Sequential, and analyse that."
+        f"'{model.name}' is a layer ({type(model).__name__}), not a model. Wrap it: "
+        "keras.Sequential([keras.Input(shape), layer]), and analyse that."
     )
+
+
+def _traced_model(model: Any, adapter: Any, shapes: Optional[InputShapes]) -> Optional[Any]:
+    """The Functional of a subclassed model's ``call`` traced on symbolic inputs (None when
+    it has no known input shape)."""
+    given = None
+    if shapes is not None:
+        given = list(shapes.positional) if shapes.positional is not None \
+            else list(shapes.by_name.values())
+    try:
+        return adapter.trace_model(model, given)
+    except Exception as exc:  # noqa: BLE001 - reported with the model named
+        raise NotAGraphModelError(
+            f"Subclassed model '{model.name}' ({type(model).__name__}) could not be traced on "
+            f"symbolic inputs: {type(exc).__name__}: {exc}. Its call() must run on Keras "
+            "symbolic tensors (keras.ops and layers, no backend-specific code)."
+        ) from None
 
 
 def _is_graph_model(obj: Any) -> bool:
@@ -171,36 +195,53 @@ def _rebuilt_for(root: Any, adapter: Any, shapes: InputShapes) -> Optional[Any]:
 # -- step 3: the walk: node ids, nested expansion, records -------------------------------------
 
 class _Scope:
-    """One Functional being walked: its nodes, id prefix and how its inputs map to outer ones."""
+    """One Functional being walked: its nodes, id prefix, the outer call it expands and the
+    outer producers of its inputs, by position in ``functional.inputs``."""
 
-    __slots__ = ("functional", "prefix", "path", "nodes", "outer_node")
+    __slots__ = ("functional", "prefix", "path", "nodes", "outer_node", "outer_inputs", "traced")
 
-    def __init__(self, functional, prefix, path, adapter, outer_node=None):
+    def __init__(self, functional, prefix, path, adapter, outer_node=None, outer_inputs=None,
+                 traced=False):
         self.functional = functional
         self.prefix = prefix
         self.path = path
         self.nodes: Iterator[Any] = iter(adapter.nodes_in_topological_order(functional))
         self.outer_node = outer_node
+        self.outer_inputs = outer_inputs
+        self.traced = traced  # a layer's call traced here: its ops and inputs are named here
 
 
 class _Walk:
     """The state of one walk: the graph so far and the maps from Keras objects to node ids."""
 
-    def __init__(self, adapter: Any, expand_nested: bool):
+    def __init__(self, adapter: Any, expand_nested: bool, registry: Any):
         self.adapter = adapter
         self.expand_nested = expand_nested
+        self.registry = registry
+        self.trace_errors: dict[int, str] = {}  # id(keras node) -> why its call was not traced
         self.graph = nx.DiGraph()
         self.producers: dict[int, tuple[str, int]] = {}  # id(tensor) -> (node id, output index)
         self.call_counts: dict[tuple[tuple[str, ...], int], int] = {}
         self.seen_weights: set[int] = set()
         self.used_ids: set[str] = set()
 
-    def node_id(self, scope: _Scope, operation: Any) -> tuple[str, int]:
-        """A readable unique id: ``outer/inner/name``, ``#k`` for the k-th call of a layer."""
-        key = (scope.path, id(operation))
+    def node_id(self, scope: _Scope, operation: Any, keras_node: Any) -> tuple[str, int]:
+        """A readable unique id: ``outer/inner/name``, ``#k`` for the k-th call of a layer.
+
+        Inside a traced call the ``keras.ops`` operations and inputs were made by the trace,
+        and Keras numbers their names process-wide (``add_17``); they are named by kind
+        instead (``add``, ``add#1``, ``input``), so ids do not depend on what ran before.
+        """
+        name, key = operation.name, (scope.path, id(operation))
+        if scope.traced and scope.outer_node is not None and self.adapter.is_input(keras_node):
+            name = "input"
+            key = (scope.path, name)
+        elif scope.traced and not self.adapter.owns(operation):
+            name = _snake(type(operation).__name__)
+            key = (scope.path, name)
         call_index = self.call_counts.get(key, 0)
         self.call_counts[key] = call_index + 1
-        node_id = scope.prefix + operation.name + (f"#{call_index}" if call_index else "")
+        node_id = scope.prefix + name + (f"#{call_index}" if call_index else "")
         if node_id in self.used_ids:  # two operations with one name: keep ids unique
             suffix = 1
             while f"{node_id}~{suffix}" in self.used_ids:
@@ -214,26 +255,51 @@ class _Walk:
             # The inner InputLayer of a nested model: a pass-through fed by the outer tensor.
             first_output = adapter.outputs(keras_node.outputs)[0]
             position = [id(t) for t in scope.functional.inputs].index(id(first_output))
-            outer = _flat_outer_inputs(scope.outer_node, scope.functional, adapter)[position]
-            return [self.producers[id(outer)]] if outer is not None else []
+            outer = scope.outer_inputs[position]
+            return [outer] if outer is not None else []
         return [self.producers[id(t)] for t in adapter.input_tensors(keras_node)]
 
-    def nested(self, keras_node: Any, operation: Any) -> Optional[Any]:
-        """The Functional to expand this call into, or None for an ordinary operation."""
+    def nested(self, keras_node: Any, operation: Any, inputs: list) -> Optional[tuple]:
+        """``(functional, outer producers of its inputs)`` to expand this call into, or None
+        for an operation counted as one node.
+
+        Nested Functional and Sequential models are expanded as they are. A layer without a
+        rule (and not declared opaque), or a subclassed model, is *traced*: its ``call`` run
+        on symbolic inputs gives the Functional of its sublayer and ``keras.ops`` calls.
+        """
         adapter = self.adapter
         if not self.expand_nested or adapter.is_input(keras_node):
             return None
         if adapter.is_sequential(operation):
-            return adapter.sequential_graph(operation)
-        if adapter.is_model(operation) and _is_graph_model(operation):
-            return operation
-        return None
+            functional = adapter.sequential_graph(operation)
+        elif adapter.is_model(operation) and _is_graph_model(operation):
+            functional = operation
+        elif adapter.is_model(operation) or (
+            adapter.owns(operation) and self.registry.traceable(type(operation))
+        ):  # a keras.ops operation without a rule is not traced: its call is backend code
+            try:
+                traced = adapter.trace_call(keras_node)
+            except Exception as exc:  # noqa: BLE001 - the node stays whole, with the reason
+                self.trace_errors[id(keras_node)] = f"{type(exc).__name__}: {exc}"
+                return None
+            return traced, inputs, True  # traced inputs are the node's tensors, in order
+        else:
+            return None
+        if functional is None:
+            return None
+        outer = _flat_outer_inputs(keras_node, functional, adapter)
+        return functional, [None if t is None else self.producers[id(t)] for t in outer], False
 
     def add_record(self, scope: _Scope, keras_node: Any, operation: Any, node_id: str,
                    call_index: int, inputs: list[tuple[str, int]]) -> None:
         adapter, graph = self.adapter, self.graph
-        trainable = self._count(getattr(operation, "trainable_weights", ()))
-        non_trainable = self._count(getattr(operation, "non_trainable_weights", ()))
+        if hasattr(operation, "trainable_weights"):
+            trainable = self._count(operation.trainable_weights)
+            non_trainable = self._count(operation.non_trainable_weights)
+        else:  # a keras.ops call owns no weights, but may read a traced layer's variables
+            variables = adapter.argument_variables(keras_node)
+            trainable = self._count([v for v in variables if v.trainable])
+            non_trainable = self._count([v for v in variables if not v.trainable])
         outputs = adapter.outputs(keras_node.outputs)
         for index, tensor in enumerate(outputs):
             self.producers[id(tensor)] = (node_id, index)
@@ -255,6 +321,9 @@ class _Walk:
             trainable_params=trainable,
             non_trainable_params=non_trainable,
             is_input=bool(adapter.is_input(keras_node) and scope.outer_node is None),
+            trace_error=self.trace_errors.get(id(keras_node)),
+            # a layer whose call can be traced when it is kept whole (expand_nested=False)
+            traceable=bool(adapter.owns(operation) and not adapter.is_input(keras_node)),
         )
         for position, (src, index) in enumerate(inputs):
             shape = graph.nodes[src]["output_shapes"][index]
@@ -278,11 +347,13 @@ class _Walk:
         return total
 
 
-def _walk(root: Any, adapter: Any, expand_nested: bool) -> nx.DiGraph:
-    """One node per operation call of ``root``, nested models expanded depth-first with an
-    explicit stack (no recursion per layer)."""
-    walk = _Walk(adapter, expand_nested)
-    stack = [_Scope(root, "", (), adapter)]
+def _walk(root: Any, adapter: Any, expand_nested: bool, registry: Any,
+          traced: bool = False) -> nx.DiGraph:
+    """One node per operation call of ``root``, nested models and traced layers expanded
+    depth-first with an explicit stack (no recursion per layer). ``traced``: ``root`` is the
+    trace of a subclassed model's call."""
+    walk = _Walk(adapter, expand_nested, registry)
+    stack = [_Scope(root, "", (), adapter, traced=traced)]
     while stack:
         scope = stack[-1]
         keras_node = next(scope.nodes, None)
@@ -292,19 +363,26 @@ def _walk(root: Any, adapter: Any, expand_nested: bool) -> nx.DiGraph:
                 _connect_nested_outputs(scope, walk.producers, adapter)
             continue
         operation = adapter.operation(keras_node)
-        node_id, call_index = walk.node_id(scope, operation)
+        node_id, call_index = walk.node_id(scope, operation, keras_node)
         inputs = walk.inputs_of(scope, keras_node)
-        inner = walk.nested(keras_node, operation)
+        inner = walk.nested(keras_node, operation, inputs)
         if inner is not None:
             name = operation.name + (f"#{call_index}" if call_index else "")
-            stack.append(_Scope(inner, scope.prefix + name + "/", (*scope.path, name), adapter,
-                                keras_node))
+            functional, outer_inputs, traced = inner
+            stack.append(_Scope(functional, scope.prefix + name + "/", (*scope.path, name),
+                                adapter, keras_node, outer_inputs, traced))
             continue
         walk.add_record(scope, keras_node, operation, node_id, call_index, inputs)
     graph = walk.graph
     graph.graph["inputs"] = [walk.producers[id(t)][0] for t in root.inputs]
     graph.graph["outputs"] = [walk.producers[id(t)][0] for t in root.outputs]
     return graph
+
+
+def _snake(name: str) -> str:
+    """``TrueDivide`` -> ``true_divide``."""
+    return "".join(f"_{c.lower()}" if c.isupper() and i else c.lower()
+                   for i, c in enumerate(name))
 
 
 def _flat_outer_inputs(keras_node: Any, functional: Any, adapter: Any) -> list[Any]:
@@ -443,6 +521,34 @@ def _check_sizes_positive(graph: nx.DiGraph) -> None:
                 )
 
 
+def inner_graph(data: dict) -> nx.DiGraph:
+    """The graph inside one node kept whole (``expand_nested=False``): a nested model's, or
+    the trace of the call of a layer without a rule or of a subclassed model.
+
+    Raises NotAGraphModelError when the call cannot be traced on symbolic inputs.
+    """
+    from modelstats import rules
+    from modelstats.adapters import adapter_for
+
+    operation = data["operation"]
+    adapter = adapter_for(operation)
+    if adapter.is_sequential(operation) or _is_graph_model(operation):
+        shapes = data["input_shapes"]
+        return to_networkx(operation, input_shape=shapes[0] if len(shapes) == 1
+                           else list(shapes))
+    try:
+        functional = adapter.trace_call(data["keras_node"])
+    except Exception as exc:  # noqa: BLE001 - reported as the reason it stays unsupported
+        raise NotAGraphModelError(
+            f"no rule for {type(operation).__name__}, and its call could not be traced on "
+            f"symbolic inputs ({type(exc).__name__}: {exc})"
+        ) from None
+    graph = _walk(functional, adapter, True, rules.active(), traced=True)
+    graph.graph["name"] = operation.name
+    _assign_spatial_axes(graph)
+    return graph
+
+
 def to_networkx(
     model: Any,
     *,
@@ -509,7 +615,11 @@ def to_networkx(
         rebuilt = _rebuilt_for(root, adapter, shapes)
         if rebuilt is not None:
             root, built_here = rebuilt, True
-    graph = _walk(root, adapter, expand_nested)
+    from modelstats import rules
+
+    traced = adapter.is_model(model) and not adapter.is_sequential(model) \
+        and not _is_graph_model(model)
+    graph = _walk(root, adapter, expand_nested, rules.active(), traced)
     graph.graph["name"] = model.name
     if shapes is not None and not built_here:
         _reinfer_shapes(graph, adapter, shapes)

@@ -258,6 +258,12 @@ class Registry:
         """Whether a batch normalisation right after ``cls`` can be folded into its weights."""
         return bool(self._find(cls, "foldable")[0])
 
+    def traceable(self, cls: type) -> bool:
+        """True when ``cls`` has no cost rule and is not declared opaque: its calls are traced
+        into their sublayer and ``keras.ops`` calls instead."""
+        rule, reason = self._find(cls, "cost")
+        return rule is None and reason is None
+
     def unsupported_reason(self, cls: type, kind: str = "cost") -> str:
         """Why ``cls`` has no ``kind`` rule (a declared reason, or "no rule")."""
         reason = self._find(cls, kind)[1]

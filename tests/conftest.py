@@ -87,7 +87,7 @@ def load_example(name: str):
 
 @pytest.fixture(scope="session")
 def subclassed_model(keras):
-    """A built subclassed model: no static graph for modelstats to read."""
+    """A built subclassed model: no static graph of layer calls; modelstats traces its call."""
 
     class Net(keras.Model):
         def __init__(self):

@@ -185,9 +185,11 @@ def test_sequential_built_and_unbuilt(keras):
     assert not unbuilt.built  # analysing never builds the user's model
 
 
-def test_subclassed_model_is_refused(subclassed_model):
-    with pytest.raises(NotAGraphModelError, match="subclassed model.*Functional API"):
-        modelstats.to_networkx(subclassed_model)
+def test_subclassed_model_is_traced_from_its_build_shape(subclassed_model):
+    """Built on (1, 3): its call on a symbolic (None, 3) input is one Dense(2) call."""
+    g = modelstats.to_networkx(subclassed_model)
+    assert list(g) == ["x", "dense"]
+    assert g.nodes["dense"]["output_shapes"] == [(2,)] and g.nodes["dense"]["params"] == 3 * 2 + 2
     with pytest.raises(NotAGraphModelError, match="Received: an object of type int"):
         modelstats.to_networkx(3)
 

@@ -27,13 +27,16 @@ def _caught(kind, fn):
 # -- layers modelstats has no rule for ------------------------------------------------------------
 
 def test_custom_layers_warn_once_per_class_and_strict_lists_every_class(keras):
+    import tensorflow as tf
+
+    # TensorFlow code in call(): it cannot run on Keras symbolic tensors, so it is not traced.
     class Scale(keras.layers.Layer):
         def call(self, x):
-            return x * 3.0
+            return tf.multiply(x, 3.0)
 
     class Shift(keras.layers.Layer):
         def call(self, x):
-            return x + 1.0
+            return tf.add(x, 1.0)
 
     x = keras.Input((8, 8, 2), name="x")
     y = Scale(name="scale_a")(x)
@@ -95,8 +98,8 @@ def test_not_a_graph_model(keras, entry, make, expected):
 
 
 def test_subclassed_model_through_analyze(subclassed_model):
-    with pytest.raises(modelstats.NotAGraphModelError, match="subclassed model.*Functional API"):
-        modelstats.analyze(subclassed_model)
+    report = modelstats.analyze(subclassed_model)  # traced: 3 inputs x 2 units = 6 MACs
+    assert report.totals["macs"] == 6 and not report.totals["partial"]
 
 
 # -- unknown and unfitting sizes ------------------------------------------------------------------
