@@ -94,6 +94,26 @@ def summary_rows(
     return header, rows, numeric
 
 
+def view_rows(
+    frame: pd.DataFrame, missing: str = "-"
+) -> tuple[list[str], list[list[str]], list[bool]]:
+    """The short table of a per-block or per-type view (``Report.by_block``, ``by_type``).
+
+    Shows ``nodes``, the summed columns of the short tables (``params``, ``macs``, ``flops``)
+    and ``unsupported``; returns what :func:`summary_rows` returns.
+    """
+    names = ["nodes", *(c.name for c in schema.cli_table() if c.summed and c.name in frame),
+             "unsupported"]
+    rows = [[str(key), *(text_cell(row[n], missing) for n in names)]
+            for key, row in frame.iterrows()]
+    return names, rows, [True] * len(names)
+
+
+#: The line under a view with partial rows.
+PARTIAL_NOTE = ("partial: a row with unsupported nodes sums the known MACs and FLOPs only "
+                "(a lower bound)")
+
+
 def pyplot():
     """matplotlib.pyplot on a non-interactive backend, or a clear message if it is missing."""
     try:

@@ -65,10 +65,20 @@ def build_parser() -> argparse.ArgumentParser:
                              "several image inputs; default: the first)")
     parser.add_argument("--batch-size", type=int, default=1, help="batch size for costs (default 1)")
     parser.add_argument("--top", type=int, metavar="K",
-                        help="only the K most expensive layers (default: every layer, in graph "
+                        help="only the K most expensive rows: layers, or blocks with --depth, "
+                             "or layer classes with --by-type (default: every row, in graph "
                              "order)")
     parser.add_argument("--by", default="flops", choices=[c.name for c in schema.rankable()],
-                        help="the column --top ranks by (default flops)")
+                        help="the column --top and --by-type rank by (default flops)")
+    view = parser.add_mutually_exclusive_group()
+    view.add_argument("--depth", type=int, metavar="K",
+                      help="one row per block instead of per layer: the costs of the layers "
+                           "inside each nested model or custom layer summed, K levels of "
+                           "nesting deep (1: the model's own layers, each nested model or "
+                           "custom layer one row)")
+    view.add_argument("--by-type", action="store_true",
+                      help="one row per layer class instead of per layer, the costs summed, "
+                           "the most expensive first (by --by)")
     parser.add_argument("--format", choices=FORMATS, default="table",
                         help="output format (default table)")
     parser.add_argument("--output", metavar="FILE", help="write to FILE instead of stdout")
@@ -102,10 +112,11 @@ def _per_axis(row, quantity: str, axes: Sequence[str]) -> str:
     return "-" if all(v == "-" for v in values) else "x".join(values)
 
 
-def _render_table(report, rows) -> str:
+def _render_table(report, rows, per_node: bool = True) -> str:
     """A plain-text summary: totals, the receptive field of the last feature map, and the rows
-    with the schema's ``in_cli_table`` columns."""
-    from modelstats._render import summary_rows
+    with the schema's ``in_cli_table`` columns (for a per-block or per-type view, ``nodes``,
+    the summed ones and ``unsupported``)."""
+    from modelstats._render import PARTIAL_NOTE, summary_rows, view_rows
 
     t = report.totals
     lines = [f"{report.graph.graph.get('name', 'model')}: {len(report.layers)} nodes"]
@@ -126,30 +137,43 @@ def _render_table(report, rows) -> str:
                 f"padding {_per_axis(last, 'padding', axes)}"
             )
     lines.append("")
-    names, body, numeric = summary_rows(rows, schema.cli_table(), missing="-")
-    header = ["node", *names]
+    if per_node:
+        names, body, numeric = summary_rows(rows, schema.cli_table(), missing="-")
+        header = ["node", *names]
+    else:
+        names, body, numeric = view_rows(rows, missing="-")
+        header = [rows.index.name, *names]
     right = [False, *numeric]
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
     for cells in [header, *body]:
         lines.append("  ".join(c.rjust(w) if right[i] else c.ljust(w)
                                for i, (c, w) in enumerate(zip(cells, widths))).rstrip())
+    if not per_node and rows["partial"].any():
+        lines += ["", PARTIAL_NOTE]
     return "\n".join(lines) + "\n"
 
 
 def _render(report, args) -> str:
-    rows = report.layers if args.top is None else report.top(args.top, by=args.by)
-    if args.format == "table":
-        return _render_table(report, rows)
-    if args.format == "csv":
-        return rows.to_csv()
-    if args.format == "markdown":
-        return report.to_markdown(top=args.top, by=args.by)
-    document = report.to_dict()
-    if args.top is not None:
-        keep = set(rows.index)
-        document["layers"] = [r for r in document["layers"] if r["node"] in keep]
     import json
 
+    per_node = args.depth is None and not args.by_type
+    if args.format == "markdown":
+        return report.to_markdown(top=args.top, by=args.by, depth=args.depth,
+                                  by_type=args.by_type)
+    _, rows = report._view(args.top, args.by, args.depth, args.by_type)
+    if args.format == "table":
+        return _render_table(report, rows, per_node)
+    if args.format == "csv":
+        return rows.to_csv()
+    document = report.to_dict()
+    if per_node:
+        if args.top is not None:
+            keep = set(rows.index)
+            document["layers"] = [r for r in document["layers"] if r["node"] in keep]
+    else:  # the view's rows replace the per-node ones, under "blocks" or "types"
+        del document["layers"]
+        key = "types" if args.by_type else "blocks"
+        document[key] = json.loads(rows.reset_index().to_json(orient="records"))
     return json.dumps(document, indent=2) + "\n"
 
 
@@ -226,10 +250,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ModelStatsError as exc:
         print(f"modelstats: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
-    if args.top is not None and args.top < 1:
-        print(f"modelstats: error: --top must be at least 1; received {args.top}",
-              file=sys.stderr)
-        return EXIT_USAGE
+    for option, value in (("--top", args.top), ("--depth", args.depth)):
+        if value is not None and value < 1:
+            print(f"modelstats: error: {option} must be at least 1; received {value}",
+                  file=sys.stderr)
+            return EXIT_USAGE
 
     try:
         with _native_stderr_silenced(not args.verbose):

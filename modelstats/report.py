@@ -17,7 +17,7 @@ import networkx as nx
 import pandas as pd
 
 from modelstats import schema
-from modelstats._render import pipe_table, pyplot, summary_rows
+from modelstats._render import PARTIAL_NOTE, pipe_table, pyplot, summary_rows, view_rows
 from modelstats.cost import Convention, node_costs
 from modelstats.errors import ModelStatsError, OptionError, UnknownOptionError, user_stacklevel
 from modelstats.graph import to_networkx
@@ -267,6 +267,40 @@ def count_flops(
     return frame
 
 
+def _summed_columns(frame: pd.DataFrame) -> list[schema.Column]:
+    """The declared ``summed`` columns present in a per-node frame, in its column order."""
+    found = []
+    for name in frame.columns:
+        try:
+            c = schema.column(str(name))
+        except OptionError:  # a column a user added to the frame
+            continue
+        if c.summed:
+            found.append(c)
+    return found
+
+
+def _grouped(layers: pd.DataFrame, keys: Sequence[str], index_name: str) -> pd.DataFrame:
+    """Per-node rows summed per key, groups in order of first appearance.
+
+    ``nodes`` counts the rows of a group, ``unsupported`` those without a cost rule, and
+    ``partial`` is True when there is one: a nullable column (``macs``, ``flops``) then sums
+    only the known values, a lower bound (``<NA>`` when no value of the group is known).
+    """
+    key = pd.Series(list(keys), index=layers.index, name=index_name)
+    groups = layers.groupby(key, sort=False)
+    unsupported = (layers["status"] == "unsupported").groupby(key, sort=False).sum()
+    data = {"nodes": groups.size().astype("int64")}
+    for c in _summed_columns(layers):
+        sums = groups[c.name].sum(min_count=1) if c.nullable else groups[c.name].sum()
+        data[c.name] = sums.astype(c.pandas_dtype) if c.pandas_dtype else sums
+    data["unsupported"] = unsupported.astype("int64")
+    data["partial"] = unsupported.astype("int64") > 0
+    frame = pd.DataFrame(data)
+    frame.index.name = index_name
+    return frame
+
+
 def _total(c: schema.Column, values: pd.Series):
     """The sum of a column, skipping <NA> (the totals then say they are partial)."""
     total = values.sum()
@@ -279,7 +313,8 @@ class Report:
 
     Build it with :func:`analyze`. ``layers`` has the columns of :mod:`modelstats.schema`;
     ``totals`` the sum of every summed column, then ``partial``, ``unsupported``,
-    ``batch_size`` and ``rf_input``.
+    ``batch_size`` and ``rf_input``. :meth:`by_block` and :meth:`by_type` sum the rows per
+    nested block or per operation class.
     """
 
     layers: pd.DataFrame
@@ -317,6 +352,88 @@ class Report:
         by = self._rank_column(by)
         return self.layers.sort_values(by, ascending=False, kind="stable").head(k)
 
+    def by_block(self, depth: int = 1) -> pd.DataFrame:
+        """Costs summed per block: the nodes nested in one model or layer call, ``depth`` levels
+        down (fvcore's ``by_module``).
+
+        A node's block is the first ``depth`` names of its ``path`` (its id without the last
+        component: ``"wide/conv"`` is in ``"wide"``); a node nested less deeply is its own row
+        (``"stem"``, or ``"net/stem"`` at depth 2). Rows keep graph order of first appearance.
+
+        Parameters
+        ----------
+        depth : int, default 1
+            A positive integer; another value raises :class:`OptionError`.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by ``block``: ``nodes`` (how many), every ``summed`` column of
+            :mod:`modelstats.schema` summed, ``unsupported`` (nodes without a cost rule) and
+            ``partial``. A block with an unsupported node is ``partial``: its ``macs`` and
+            ``flops`` sum the known nodes only, a lower bound (``<NA>`` when none is known).
+            Each column sums to ``totals``.
+
+        Examples
+        --------
+        >>> import keras, modelstats
+        >>> x = keras.Input((8, 8, 3), name="x")
+        >>> inner = keras.Input((8, 8, 3))
+        >>> block = keras.Model(inner, keras.layers.Conv2D(4, 3, name="conv")(inner),
+        ...                     name="block")
+        >>> y = keras.layers.GlobalAveragePooling2D(name="gap")(block(x))
+        >>> report = modelstats.analyze(keras.Model(x, keras.layers.Dense(2, name="head")(y)))
+        >>> # block: its input and conv, 6*6 * 3*3*3 * 4 MACs; head 4*2
+        >>> report.by_block()[["nodes", "macs", "params"]]  # doctest: +NORMALIZE_WHITESPACE
+               nodes  macs  params
+        block
+        x          1     0       0
+        block      2  3888     112
+        gap        1     0       0
+        head       1     8      10
+        """
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+            raise OptionError(f"depth must be a positive integer (how many levels of nesting "
+                              f"name a block); received {depth!r}.")
+        keys = []
+        for node in self.layers.index:
+            data = self.graph.nodes[node] if node in self.graph else {}
+            path = tuple(data.get("path", str(node).split("/")[:-1]))
+            keys.append("/".join(path[:depth]) if len(path) >= depth else str(node))
+        return _grouped(self.layers, keys, "block")
+
+    def by_type(self, by: str = "flops") -> pd.DataFrame:
+        """Costs summed per operation class (``type``), the most expensive first.
+
+        Parameters
+        ----------
+        by : str, default "flops"
+            The rankable column to sort by (descending; ties and ``<NA>`` keep graph order,
+            ``<NA>`` last).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by ``type``, the columns of :meth:`by_block`.
+
+        Examples
+        --------
+        >>> import keras, modelstats
+        >>> x = keras.Input((8, 8, 3), name="x")
+        >>> y = keras.layers.Conv2D(4, 3, name="c1")(x)
+        >>> y = keras.layers.Conv2D(4, 3, name="c2")(y)
+        >>> report = modelstats.analyze(keras.Model(x, y))
+        >>> # c1 6*6 * 3*3*3 * 4 + c2 4*4 * 3*3*4 * 4
+        >>> report.by_type()[["nodes", "macs"]]  # doctest: +NORMALIZE_WHITESPACE
+                     nodes  macs
+        type
+        Conv2D           2  6192
+        InputLayer       1     0
+        """
+        by = self._rank_column(by)
+        view = _grouped(self.layers, self.layers["type"], "type")
+        return view.sort_values(by, ascending=False, kind="stable", na_position="last")
+
     def receptive_field(self, layer: str) -> ReceptiveField:
         """The :class:`ReceptiveField` of one node id or layer name."""
         if self._propagation is None:
@@ -342,16 +459,47 @@ class Report:
             handle.write(text)
         return None
 
-    def to_markdown(self, top: Optional[int] = 10, by: str = "flops") -> str:
+    def _view(self, top: Optional[int], by: str, depth: Optional[int] = None,
+              by_type: bool = False) -> tuple[str, pd.DataFrame]:
+        """The rows the short renderings show, with their heading: per node, per block
+        (``depth``) or per type; ``top`` keeps the most expensive by ``by``."""
+        if depth is not None and by_type:
+            raise OptionError("Choose one view: per block (depth=K) or per type (by_type=True).")
+        if by_type:
+            rows = self.by_type(by)
+            if top is None:
+                return f"All {len(rows)} layer types, by {by}", rows
+            return f"Top {top} layer types by {by}", rows.head(top)
+        if depth is not None:
+            rows = self.by_block(depth)
+            if top is None:
+                return f"All {len(rows)} blocks at depth {depth}, in graph order", rows
+            by = self._rank_column(by)
+            ranked = rows.sort_values(by, ascending=False, kind="stable", na_position="last")
+            return f"Top {top} blocks at depth {depth} by {by}", ranked.head(top)
+        if top is None:
+            return f"All {len(self.layers)} layers, in graph order", self.layers
+        return f"Top {top} layers by {by}", self.top(top, by)
+
+    def to_markdown(self, top: Optional[int] = 10, by: str = "flops", *,
+                    depth: Optional[int] = None, by_type: bool = False) -> str:
         """Totals, convention and the ``top`` layers by ``by`` as a Markdown document
         (``top=None``: every layer, in graph order). The table shows the schema's
-        ``in_cli_table`` columns, per-axis receptive fields as ``"3x3"``."""
+        ``in_cli_table`` columns, per-axis receptive fields as ``"3x3"``.
+
+        ``depth=K`` shows the blocks of :meth:`by_block` instead of the layers, ``by_type=True``
+        the rows of :meth:`by_type` (``nodes``, ``params``, ``macs``, ``flops``,
+        ``unsupported``).
+        """
         t = self.totals
-        if top is None:
-            heading, rows = f"All {len(self.layers)} layers, in graph order", self.layers
+        heading, rows = self._view(top, by, depth, by_type)
+        view = depth is not None or by_type
+        if view:
+            header, cells, _ = view_rows(rows, missing="n/a")
+            first = rows.index.name
         else:
-            heading, rows = f"Top {top} layers by {by}", self.top(top, by)
-        header, cells, _ = summary_rows(rows, schema.cli_table(), missing="n/a")
+            header, cells, _ = summary_rows(rows, schema.cli_table(), missing="n/a")
+            first = "node"
         lines = [
             f"# {self.graph.graph.get('name', 'model')}",
             "",
@@ -364,8 +512,10 @@ class Report:
             "",
             f"## {heading}",
             "",
-            pipe_table(["node", *header], cells),
+            pipe_table([first, *header], cells),
         ]
+        if view and rows["partial"].any():
+            lines += ["", PARTIAL_NOTE + "."]
         return "\n".join(lines) + "\n"
 
     def _repr_html_(self) -> str:

@@ -262,3 +262,74 @@ def test_multi_input_model_shapes_and_field_input(capsys, keras, tmp_path):
     code, _, err = run_cli(capsys, tmp_path / "two.keras", "--input-shape", "32,32,3")
     assert "The model has 2 inputs (['a', 'b']); pass input_shape as a list with one shape " \
         "per input" in one_line_error(code, err)
+
+
+@pytest.fixture(scope="module")
+def nested_file(tmp_path_factory, keras):
+    """image 8x8x3 -> stem conv 3x3 same (4) -> block (conv 3x3 same 4->4 without bias, ReLU;
+    a nested Functional) called twice -> global average pool -> dense 2.
+
+    stem 8*8 * 3*3*3 * 4 = 6,912 MACs, 112 params; each block call 8*8 * 3*3*4 * 4 = 9,216 MACs,
+    2*9,216 + 8*8*4 (ReLU) = 18,688 FLOPs, 144 params at the first call; dense 4*2 = 8 MACs.
+    """
+    x = keras.Input((8, 8, 3), name="image")
+    y = keras.layers.Conv2D(4, 3, padding="same", name="stem")(x)
+    inner = keras.Input((8, 8, 4), name="block_in")
+    z = keras.layers.Conv2D(4, 3, padding="same", use_bias=False, name="conv")(inner)
+    block = keras.Model(inner, keras.layers.ReLU(name="relu")(z), name="block")
+    y = keras.layers.GlobalAveragePooling2D(name="gap")(block(block(y)))
+    path = tmp_path_factory.mktemp("nested") / "nested.keras"
+    keras.Model(x, keras.layers.Dense(2, name="head")(y), name="nested").save(path)
+    return path
+
+
+def test_depth_prints_one_row_per_block(capsys, nested_file):
+    code, out, err = run_cli(capsys, nested_file, "--depth", "1", "--format", "csv")
+    table = pd.read_csv(io.StringIO(out), index_col="block")
+    assert code == 0 and err == ""
+    assert list(table.index) == ["image", "stem", "block", "block#1", "gap", "head"]
+    assert table["macs"].to_dict() == {"image": 0, "stem": 6_912, "block": 9_216,
+                                       "block#1": 9_216, "gap": 0, "head": 8}
+    assert table["params"].to_dict() == {"image": 0, "stem": 112, "block": 144, "block#1": 0,
+                                         "gap": 0, "head": 10}
+    assert table.loc["block", "nodes"] == 3 and table.loc["block#1", "flops"] == 18_688
+    assert not table["partial"].any()
+
+    code, out, _ = run_cli(capsys, nested_file, "--depth", "2", "--top", "2", "--format", "csv")
+    table = pd.read_csv(io.StringIO(out), index_col="block")
+    assert list(table.index) == ["block/conv", "block#1/conv"]  # 18,432 FLOPs each: graph order
+
+    code, out, _ = run_cli(capsys, nested_file, "--depth", "1")
+    lines = out.splitlines()
+    assert lines[0] == "nested: 10 nodes"
+    header = next(line for line in lines if line.startswith("block "))
+    assert header.split() == ["block", "nodes", "params", "macs", "flops", "unsupported"]
+    row = next(line for line in lines if line.startswith("block#1 "))
+    assert row.split() == ["block#1", "3", "0", "9,216", "18,688", "0"]
+
+
+def test_by_type_in_json_and_markdown(capsys, nested_file):
+    code, out, _ = run_cli(capsys, nested_file, "--by-type", "--format", "json")
+    document = json.loads(out)
+    assert code == 0 and "layers" not in document
+    assert document["totals"]["macs"] == 6_912 + 2 * 9_216 + 8
+    rows = {row["type"]: row for row in document["types"]}
+    assert list(rows) == ["Conv2D", "ReLU", "GlobalAveragePooling2D", "Dense", "InputLayer"]
+    assert (rows["Conv2D"]["nodes"], rows["Conv2D"]["macs"]) == (3, 6_912 + 2 * 9_216)
+
+    code, out, _ = run_cli(capsys, nested_file, "--depth", "1", "--format", "json")
+    assert [row["block"] for row in json.loads(out)["blocks"]][:3] == ["image", "stem", "block"]
+
+    code, out, _ = run_cli(capsys, nested_file, "--by-type", "--top", "1", "--by", "params",
+                           "--format", "markdown")
+    assert "## Top 1 layer types by params" in out
+    assert out.splitlines()[-1] == "| Conv2D | 3 | 256 | 25,344 | 50,944 | 0 |"
+
+
+def test_depth_arguments_are_checked(capsys, nested_file):
+    line = one_line_error(*run_cli(capsys, nested_file, "--depth", "0")[::2])
+    assert line == "modelstats: error: --depth must be at least 1; received 0"
+    with pytest.raises(SystemExit) as raised:
+        main([str(nested_file), "--depth", "1", "--by-type"])
+    assert raised.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
