@@ -73,6 +73,11 @@ class Keras3Adapter:
     def tensor_name(tensor: Any) -> str:
         return tensor.name.split(":")[0]
 
+    @staticmethod
+    def producer_name(tensor: Any) -> str:
+        """Name of the operation that produced ``tensor`` (a model input's InputLayer)."""
+        return tensor._keras_history.operation.name
+
     # -- nodes ------------------------------------------------------------------------------
     @staticmethod
     def operation(node: Any) -> Any:
@@ -119,14 +124,39 @@ class Keras3Adapter:
         arguments = (node.arguments.args, node.arguments.kwargs)
         return [v for v in self.keras.tree.flatten(arguments) if isinstance(v, self.keras.Variable)]
 
+    def run_output_spec(self, node: Any, input_shapes: list, dtypes: list) -> list:
+        """Output tensors of ``node``'s operation found by running its ``call`` on backend
+        symbolic tensors of ``input_shapes`` (batch 1). For a layer whose own shape
+        inference is frozen at build time (EinsumDense's ``full_output_shape``, built on a
+        ``None`` sequence length) and so leaves sizes unknown that its inputs determine."""
+        from keras.src.backend import compute_output_spec
+
+        keras = self.keras
+        tensors = {id(t): keras.KerasTensor((1, *shape), dtype=dtype)
+                   for t, shape, dtype in zip(node.arguments.keras_tensors, input_shapes, dtypes)}
+        args, kwargs = node.arguments.fill_in(tensors)
+        call = node.operation.call
+        return keras.tree.flatten(compute_output_spec(call, *args, **_accepted(call, kwargs)))
+
     # -- tracing ----------------------------------------------------------------------------
-    def trace_call(self, node: Any) -> Any:
+    def trace_call(self, node: Any, like: Optional[list] = None,
+                   keep_leading: bool = False) -> Any:
         """The Functional of what one call of a layer does inside: its ``call`` run on fresh
-        symbolic inputs of the node's shapes records every sublayer call and ``keras.ops``
-        call as Keras nodes. Raises whatever the call raises on symbolic tensors."""
+        symbolic inputs of the node's shapes (or of the tensors ``like``) records every
+        sublayer call and ``keras.ops`` call as Keras nodes. Raises whatever the call raises
+        on symbolic tensors.
+
+        The model's batch axis becomes 1, not None: layers written for real tensors compute
+        with the batch size (``ops.reshape(x, [ops.shape(x)[0], -1, c])``), which a None
+        cannot do, and costs are per sample. ``keep_leading``: the call sits inside a traced
+        call, where the leading axis is already relative to one sample and may hold several
+        (Swin's window attention gets windows x batch); it stays.
+        """
         keras = self.keras
         tensors = list(node.arguments.keras_tensors)
-        inputs = [keras.Input(batch_shape=t.shape, dtype=t.dtype) for t in tensors]
+        inputs = [keras.Input(batch_shape=((t.shape[0] or 1) if keep_leading else 1,
+                                           *t.shape[1:]), dtype=t.dtype)
+                  for t in (like or tensors)]
         args, kwargs = node.arguments.fill_in({id(t): new for t, new in zip(tensors, inputs)})
         outputs = node.operation.call(*args, **kwargs)
         return keras.Model(inputs, outputs, name=node.operation.name)
@@ -143,7 +173,8 @@ class Keras3Adapter:
                 return None
         names = _call_parameters(model.call)[:1] if len(shapes) == 1 else []
         names = names or [f"input_{i}" for i in range(len(shapes))]
-        inputs = [keras.Input(tuple(shape), name=name) for shape, name in zip(shapes, names)]
+        inputs = [keras.Input(batch_shape=(1, *shape), name=name)  # batch 1: see trace_call
+                  for shape, name in zip(shapes, names)]
         outputs = model.call(inputs[0] if len(inputs) == 1 else inputs)
         return keras.Model(inputs, outputs, name=model.name)
 
@@ -157,7 +188,25 @@ class Keras3Adapter:
         input tensor of the node, in order), by Keras' own shape inference."""
         tensors = {id(t): new for t, new in zip(node.arguments.keras_tensors, inputs)}
         args, kwargs = node.arguments.fill_in(tensors)
-        return self.keras.tree.flatten(node.operation.compute_output_spec(*args, **kwargs))
+        infer = node.operation.compute_output_spec
+        # Layer.__call__ takes call-context arguments (training, mask) out before it asks
+        # for the output spec; an override without them (Identity's) would refuse them.
+        kwargs = _accepted(infer, kwargs)
+        return self.keras.tree.flatten(infer(*args, **kwargs))
+
+
+def _accepted(function: Any, kwargs: dict) -> dict:
+    """``kwargs`` without the names ``function`` takes no parameter for."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return kwargs
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return kwargs
+    names = {p.name for p in parameters}
+    return {k: v for k, v in kwargs.items() if k in names}
 
 
 def _call_parameters(call: Any) -> list[str]:
@@ -221,7 +270,12 @@ class TfKerasAdapter(Keras3Adapter):
     def argument_variables(self, node: Any) -> list:
         return []
 
-    def trace_call(self, node: Any) -> Any:
+    @staticmethod
+    def producer_name(tensor: Any) -> str:
+        return tensor._keras_history.layer.name
+
+    def trace_call(self, node: Any, like: Optional[list] = None,
+                   keep_leading: bool = False) -> Any:
         raise NotImplementedError("tracing custom layers needs Keras 3")
 
     def trace_model(self, model: Any, shapes: Optional[list]) -> Any:

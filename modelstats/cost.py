@@ -172,7 +172,10 @@ def node_costs(
     for node_id, data in graph.nodes(data=True):
         _require_known(node_id, data)
         operation = data["operation"]
-        activations = sum(numel(s) for s in data["output_shapes"])
+        # Inside a traced call the leading axis can hold several of the model's samples
+        # (Swin's windows: batch x windows); a node then does its per-sample work that often.
+        repeats = data.get("batch_factor", 1)
+        activations = repeats * sum(numel(s) for s in data["output_shapes"])
         record = NodeCost(
             node=node_id,
             type=data["type"],
@@ -193,7 +196,7 @@ def node_costs(
             else:
                 record.cost = registry.cost(
                     operation, data["input_shapes"], data["output_shapes"], node=node_id
-                )
+                ).scaled(repeats)
                 folded = (convention.fold_batchnorm and record.cost.norm
                           and _folded(graph, node_id, registry))
                 record.flops = convention.flops(record.cost, folded=bool(folded))

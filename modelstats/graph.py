@@ -8,7 +8,7 @@ iterative: Keras' own graph builder recurses once per layer, modelstats never do
 :func:`to_networkx` runs in named steps: parse ``input_shape`` once (:class:`InputShapes`), find
 the Functional describing the model (:func:`_graph_of`), walk it giving each call a node id and
 expanding nested models (:func:`_walk`), infer shapes again for new input sizes
-(:func:`_reinfer_shapes`), record each node's spatial axes (:func:`_assign_spatial_axes`) and
+(inferred on the way, :func:`_new_input_shapes`), record each node's spatial axes (:func:`_assign_spatial_axes`) and
 check sizes. Every access to Keras internals goes through :mod:`modelstats.adapters`.
 """
 
@@ -175,7 +175,7 @@ def _is_graph_model(obj: Any) -> bool:
 
 def _rebuilt_for(root: Any, adapter: Any, shapes: InputShapes) -> Optional[Any]:
     """A copy of ``root`` on new input shapes, for frameworks that cannot re-infer per node
-    (None: re-infer on the graph, or let _reinfer_shapes report the mismatch)."""
+    (None: infer shapes on the walk, where a mismatch is reported)."""
     names = [adapter.tensor_name(t) for t in root.inputs]
     try:
         given = shapes.for_inputs(names, names)
@@ -219,6 +219,11 @@ class _Walk:
         self.expand_nested = expand_nested
         self.registry = registry
         self.trace_errors: dict[int, str] = {}  # id(keras node) -> why its call was not traced
+        # With new input shapes: the new shape per id(model input tensor), and the symbolic
+        # tensor inferred for every (node id, output index) so far.
+        self.new_inputs: Optional[dict[int, Shape]] = None
+        self.values: dict[tuple[str, int], Any] = {}
+        self.shapes_text = ""
         self.graph = nx.DiGraph()
         self.producers: dict[int, tuple[str, int]] = {}  # id(tensor) -> (node id, output index)
         self.call_counts: dict[tuple[tuple[str, ...], int], int] = {}
@@ -259,7 +264,8 @@ class _Walk:
             return [outer] if outer is not None else []
         return [self.producers[id(t)] for t in adapter.input_tensors(keras_node)]
 
-    def nested(self, keras_node: Any, operation: Any, inputs: list) -> Optional[tuple]:
+    def nested(self, scope: _Scope, keras_node: Any, operation: Any, inputs: list,
+               input_values: Optional[list]) -> Optional[tuple]:
         """``(functional, outer producers of its inputs)`` to expand this call into, or None
         for an operation counted as one node.
 
@@ -278,7 +284,7 @@ class _Walk:
             adapter.owns(operation) and self.registry.traceable(type(operation))
         ):  # a keras.ops operation without a rule is not traced: its call is backend code
             try:
-                traced = adapter.trace_call(keras_node)
+                traced = adapter.trace_call(keras_node, input_values, scope.traced)
             except Exception as exc:  # noqa: BLE001 - the node stays whole, with the reason
                 self.trace_errors[id(keras_node)] = f"{type(exc).__name__}: {exc}"
                 return None
@@ -290,8 +296,47 @@ class _Walk:
         outer = _flat_outer_inputs(keras_node, functional, adapter)
         return functional, [None if t is None else self.producers[id(t)] for t in outer], False
 
+    def infer(self, node_id: str, keras_node: Any, outputs: list,
+              input_values: list) -> list:
+        """The node's output tensors at the new input shapes (Keras' own inference)."""
+        adapter = self.adapter
+        if adapter.is_input(keras_node):
+            if input_values:  # the inner InputLayer of a nested model passes its input on
+                return [input_values[0]]
+            shape = self.new_inputs.get(id(outputs[0]))
+            if shape is None:
+                return outputs
+            return [adapter.symbolic_input(shape, adapter.dtype(outputs[0]))]
+        try:
+            return adapter.infer_outputs(keras_node, input_values)
+        except Exception as exc:  # noqa: BLE001 - re-raised with the layer named
+            received = [tuple(v.shape[1:]) for v in input_values]
+            raise ShapeError(
+                f"Layer '{node_id}' ({type(adapter.operation(keras_node)).__name__}) cannot take "
+                f"inputs of shape {received} derived from input_shape={self.shapes_text}: {exc}"
+            ) from None
+
+    def known_sizes(self, keras_node: Any, outputs: list, inputs: list) -> list:
+        """``outputs``, or, where they leave sizes unknown that fully known inputs determine
+        (a layer's shape inference frozen at build time), the outputs of running the call."""
+        def unknown(shape):
+            return any(d is None for d in shape)
+
+        if not any(unknown(_strip_batch(t.shape)) for t in outputs):
+            return outputs
+        nodes = self.graph.nodes
+        shapes = [nodes[src]["output_shapes"][i] for src, i in inputs]
+        if any(unknown(shape) for shape in shapes):
+            return outputs
+        dtypes = [nodes[src]["dtype"] for src, _ in inputs]
+        try:
+            return self.adapter.run_output_spec(keras_node, shapes, dtypes)
+        except Exception:  # noqa: BLE001 - keep Keras' own answer; costs then ask for sizes
+            return outputs
+
     def add_record(self, scope: _Scope, keras_node: Any, operation: Any, node_id: str,
-                   call_index: int, inputs: list[tuple[str, int]]) -> None:
+                   call_index: int, inputs: list[tuple[str, int]],
+                   input_values: Optional[list]) -> None:
         adapter, graph = self.adapter, self.graph
         if hasattr(operation, "trainable_weights"):
             trainable = self._count(operation.trainable_weights)
@@ -303,6 +348,15 @@ class _Walk:
         outputs = adapter.outputs(keras_node.outputs)
         for index, tensor in enumerate(outputs):
             self.producers[id(tensor)] = (node_id, index)
+        shaped = outputs
+        if input_values is not None and not scope.traced:
+            # (A traced call already ran at the new sizes: its nodes keep their own tensors.)
+            shaped = self.infer(node_id, keras_node, outputs, input_values)
+        if inputs and not adapter.is_input(keras_node):
+            shaped = self.known_sizes(keras_node, shaped, inputs)
+        if input_values is not None:
+            for index, tensor in enumerate(shaped):
+                self.values[(node_id, index)] = tensor
         self.used_ids.add(node_id)
         graph.add_node(
             node_id,
@@ -314,7 +368,8 @@ class _Walk:
             keras_node=keras_node,
             inputs=inputs,
             input_shapes=[graph.nodes[src]["output_shapes"][i] for src, i in inputs],
-            output_shapes=[_strip_batch(t.shape) for t in outputs],
+            output_shapes=[_strip_batch(t.shape) for t in shaped],
+            batch_factor=_leading_size(shaped) if scope.traced else 1,
             dtype=adapter.dtype(outputs[0]) if outputs else None,
             data_format=adapter.data_format(operation),
             params=trainable + non_trainable,
@@ -348,11 +403,15 @@ class _Walk:
 
 
 def _walk(root: Any, adapter: Any, expand_nested: bool, registry: Any,
-          traced: bool = False) -> nx.DiGraph:
+          traced: bool = False, shapes: Optional[InputShapes] = None) -> nx.DiGraph:
     """One node per operation call of ``root``, nested models and traced layers expanded
     depth-first with an explicit stack (no recursion per layer). ``traced``: ``root`` is the
-    trace of a subclassed model's call."""
+    trace of a subclassed model's call. ``shapes``: new input shapes; every node's shapes
+    are inferred from them on the way, so a layer is traced at the sizes it will get."""
     walk = _Walk(adapter, expand_nested, registry)
+    if shapes is not None:
+        walk.new_inputs = _new_input_shapes(root, adapter, shapes)
+        walk.shapes_text = shapes.text
     stack = [_Scope(root, "", (), adapter, traced=traced)]
     while stack:
         scope = stack[-1]
@@ -365,18 +424,27 @@ def _walk(root: Any, adapter: Any, expand_nested: bool, registry: Any,
         operation = adapter.operation(keras_node)
         node_id, call_index = walk.node_id(scope, operation, keras_node)
         inputs = walk.inputs_of(scope, keras_node)
-        inner = walk.nested(keras_node, operation, inputs)
+        input_values = None if walk.new_inputs is None else [walk.values[i] for i in inputs]
+        inner = walk.nested(scope, keras_node, operation, inputs, input_values)
         if inner is not None:
             name = operation.name + (f"#{call_index}" if call_index else "")
             functional, outer_inputs, traced = inner
             stack.append(_Scope(functional, scope.prefix + name + "/", (*scope.path, name),
                                 adapter, keras_node, outer_inputs, traced))
             continue
-        walk.add_record(scope, keras_node, operation, node_id, call_index, inputs)
+        walk.add_record(scope, keras_node, operation, node_id, call_index, inputs, input_values)
     graph = walk.graph
     graph.graph["inputs"] = [walk.producers[id(t)][0] for t in root.inputs]
     graph.graph["outputs"] = [walk.producers[id(t)][0] for t in root.outputs]
     return graph
+
+
+def _leading_size(outputs: list) -> int:
+    """How many samples a node's leading axis holds inside a traced call (where the model's
+    batch is 1): more than 1 where the call folded other axes into it (windows, flattened
+    tokens)."""
+    size = outputs[0].shape[0] if outputs and len(outputs[0].shape) else None
+    return size if isinstance(size, int) and size > 1 else 1
 
 
 def _snake(name: str) -> str:
@@ -407,52 +475,30 @@ def _connect_nested_outputs(scope: _Scope, producers: dict[int, tuple[str, int]]
 
 # -- step 4: shapes for new input sizes -----------------------------------------------------------
 
-def _reinfer_shapes(graph: nx.DiGraph, adapter: Any, shapes: InputShapes) -> None:
-    """Infer every node's output shapes again from new input shapes, with Keras' inference.
-
-    Each operation is asked once for its output spec, in topological order, so the cost is one
-    shape inference per call node.
-    """
-    input_ids = graph.graph["inputs"]
-    new_shapes = shapes.for_inputs(input_ids, [graph.nodes[n]["name"] for n in input_ids])
-    for node_id, shape in new_shapes.items():
-        old = graph.nodes[node_id]["output_shapes"][0]
+def _new_input_shapes(root: Any, adapter: Any, shapes: InputShapes) -> dict[int, Shape]:
+    """The new shape of each model input (by id of its tensor), checked against the model:
+    only the dimensions it leaves None can be set. The walk then infers every node's shapes
+    from these with Keras' own inference (one inference per call node)."""
+    ids = [adapter.producer_name(t) for t in root.inputs]
+    given = shapes.for_inputs(ids, ids)
+    new: dict[int, Shape] = {}
+    for node_id, tensor in zip(ids, root.inputs):
+        if node_id not in given:
+            continue
+        shape, old = given[node_id], tuple(tensor.shape[1:])
         if len(shape) != len(old):
             raise ShapeError(
                 f"input_shape {shape} has rank {len(shape)} but model input '{node_id}' has shape "
                 f"{old} (rank {len(old)}, without the batch dimension)."
             )
-        for given, expected in zip(shape, old):
-            if expected is not None and given != expected:
+        for size, expected in zip(shape, old):
+            if expected is not None and size != expected:
                 raise ShapeError(
                     f"input_shape {shape} does not fit model input '{node_id}' of shape {old}: "
                     "only dimensions the model leaves as None can be set."
                 )
-    values: dict[tuple[str, int], Any] = {}
-    for node_id in graph.nodes:
-        data = graph.nodes[node_id]
-        keras_node = data["keras_node"]
-        if node_id in new_shapes:
-            outputs = [adapter.symbolic_input(new_shapes[node_id], data["dtype"])]
-        elif adapter.is_input(keras_node):
-            # An inner InputLayer of an expanded nested model passes its outer tensor through.
-            outputs = [values[data["inputs"][0]]] if data["inputs"] else list(keras_node.outputs)
-        else:
-            inputs = [values[source] for source in data["inputs"]]
-            try:
-                outputs = adapter.infer_outputs(keras_node, inputs)
-            except Exception as exc:  # noqa: BLE001 - re-raised with the layer named
-                received = [tuple(v.shape[1:]) for v in inputs]
-                raise ShapeError(
-                    f"Layer '{node_id}' ({data['type']}) cannot take inputs of shape {received} "
-                    f"derived from input_shape={shapes.text}: {exc}"
-                ) from None
-        for index, tensor in enumerate(outputs):
-            values[(node_id, index)] = tensor
-        data["output_shapes"] = [_strip_batch(t.shape) for t in outputs]
-        data["input_shapes"] = [graph.nodes[s]["output_shapes"][i] for s, i in data["inputs"]]
-    for src, dst, edge in graph.edges(data=True):
-        edge["shapes"] = [graph.nodes[src]["output_shapes"][i] for i in edge["output_indices"]]
+        new[id(tensor)] = shape
+    return new
 
 
 # -- step 5: spatial axes per node --------------------------------------------------------------
@@ -619,10 +665,9 @@ def to_networkx(
 
     traced = adapter.is_model(model) and not adapter.is_sequential(model) \
         and not _is_graph_model(model)
-    graph = _walk(root, adapter, expand_nested, rules.active(), traced)
+    graph = _walk(root, adapter, expand_nested, rules.active(), traced,
+                  shapes if shapes is not None and not built_here else None)
     graph.graph["name"] = model.name
-    if shapes is not None and not built_here:
-        _reinfer_shapes(graph, adapter, shapes)
     _assign_spatial_axes(graph)
     _check_sizes_positive(graph)
     return graph

@@ -128,3 +128,44 @@ def test_registered_rule_still_wins_over_tracing(keras, registry):
     modelstats.register_layer(Affine, cost=lambda layer, ins, outs: Cost(macs=1))
     table = modelstats.count_flops(custom_affine())
     assert list(table.index) == ["tokens", "affine"] and table.loc["affine", "macs"] == 1
+
+
+def test_layers_are_traced_at_the_sizes_input_shape_gives(keras):
+    """A call whose Python code needs the sizes (here a reshape to H*W tokens) cannot run on
+    (None, None): with input_shape=(4, 4, 3) it is traced at 4x4, giving 16 tokens of 3."""
+
+    class Tokens(keras.layers.Layer):
+        def call(self, x):
+            height, width = keras.ops.shape(x)[1], keras.ops.shape(x)[2]
+            return keras.ops.reshape(x, (-1, height * width, x.shape[-1]))
+
+    x = keras.Input((None, None, 3), name="image")
+    y = Tokens(name="tokens")(keras.layers.Conv2D(3, 1, name="mix")(x))
+    model = keras.Model(x, keras.layers.Dense(2, name="dense")(y))
+    table = _quiet(modelstats.count_flops, model, input_shape=(4, 4, 3))
+    assert table.loc["tokens/reshape", "output_shape"] == [[16, 3]]
+    # mix 4*4 * 3 * 3 = 144 MACs; dense 16 tokens * 3 * 2 = 96 MACs
+    assert int(table["macs"].sum()) == 144 + 96
+
+
+def test_work_folded_into_the_leading_axis_is_counted_per_sample(keras):
+    """Window attention style: 8 tokens split into 2 windows of 4 (leading axis 1 -> 2), a
+    Dense(3) on each window, merged back. The Dense does 8 tokens * 5 * 3 = 120 MACs per
+    sample, though each of its calls sees a window of 4 tokens (its leading axis holds 2)."""
+
+    class Windowed(keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.dense = keras.layers.Dense(3, use_bias=False, name="dense")
+
+        def call(self, x):
+            windows = keras.ops.reshape(x, (-1, 4, x.shape[-1]))
+            return keras.ops.reshape(self.dense(windows), (-1, 8, 3))
+
+    x = keras.Input((8, 5), name="tokens")
+    model = keras.Model(x, Windowed(name="win")(x))
+    table = _quiet(modelstats.count_flops, model)
+    assert table.loc["win/dense", "macs"] == 8 * 5 * 3
+    assert table.loc["win/dense", "activations"] == 8 * 3
+    report = _quiet(modelstats.analyze, model, batch_size=4)
+    assert report.totals["macs"] == 4 * 120

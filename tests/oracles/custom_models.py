@@ -1,15 +1,13 @@
 """Custom layers and a subclassed model, as research code writes them: counted by tracing.
 
-Importable under any backend (the JAX-trace oracle builds them in a subprocess). The builders
-return Functional wrappers with fixed input shapes, as the oracle needs; the tests analyse the
-subclassed model itself too.
+Importable under any backend (the JAX-trace oracle builds them in a subprocess, by
+``tests.oracles.custom_models:<builder>``). The builders return Functional wrappers with fixed
+input shapes, as the oracle needs; the tests analyse the subclassed model itself too.
 """
 
 from __future__ import annotations
 
 import keras
-
-from tests.oracles.models import builder
 
 
 class Affine(keras.layers.Layer):
@@ -69,14 +67,12 @@ class ResidualNet(keras.Model):
         return self.head(self.pool(x))
 
 
-@builder
 def custom_affine() -> keras.Model:
     """6 tokens of 5 features through a hand-written dense layer of 7 units."""
     x = keras.Input((6, 5), name="tokens")
     return keras.Model(x, Affine(7, name="affine")(x), name="custom_affine")
 
 
-@builder
 def residual_net() -> keras.Model:
     """:class:`ResidualNet` on 16x16x3 images, wrapped as a Functional for the oracle."""
     x = keras.Input((16, 16, 3), name="image")
