@@ -239,12 +239,15 @@ def count_macs(jaxpr: Any) -> int:
     return sum(macs_by_primitive(jaxpr)[0].values())
 
 
-def forward_jaxpr(model: Any, batch_size: int = 1) -> Any:
+def forward_jaxpr(model: Any, batch_size: int = 1,
+                  input_specs: Sequence[tuple[Sequence[int], str]] | None = None) -> Any:
     """``jax.make_jaxpr`` of ``model``'s inference call on inputs of ``batch_size`` samples.
 
     Needs the JAX backend of Keras. Inputs and weights are abstract (shape and dtype only), so
     the weights need not hold values: see :func:`build_abstract`. Every input dimension but
-    the batch must be known.
+    the batch must be known, from the model or from ``input_specs``: one ``(shape without
+    batch, dtype)`` per entry of ``model.inputs``, in order. The inputs are passed in the
+    model's own structure (``model.input``: a dict for keras-hub's text backbones).
     """
     import jax
     import keras
@@ -254,16 +257,28 @@ def forward_jaxpr(model: Any, batch_size: int = 1) -> Any:
             "forward_jaxpr needs KERAS_BACKEND=jax (set before the first import of keras). "
             f"Received: the {keras.backend.backend()} backend."
         )
+    if input_specs is not None and len(input_specs) != len(model.inputs):
+        raise ValueError(
+            f"The model has {len(model.inputs)} inputs; input_specs gives {len(input_specs)}. "
+            f"Received: input_specs={input_specs}"
+        )
     specs = []
-    for tensor in model.inputs:
-        shape = tuple(tensor.shape[1:])
+    for i, tensor in enumerate(model.inputs):
+        shape, dtype = tuple(tensor.shape[1:]), tensor.dtype
+        if input_specs is not None:
+            shape, dtype = tuple(input_specs[i][0]), input_specs[i][1]
         if any(d is None for d in shape):
             raise ValueError(
                 f"Model input '{tensor.name}' has shape {shape}: the oracle needs every "
-                "dimension but the batch; build the model on fixed input shapes."
+                "dimension but the batch; build the model on fixed input shapes or pass "
+                "input_specs."
             )
-        specs.append(jax.ShapeDtypeStruct((batch_size, *shape), tensor.dtype))
-    inputs = specs[0] if len(specs) == 1 else specs
+        specs.append(jax.ShapeDtypeStruct((batch_size, *shape), dtype))
+    if isinstance(model.input, dict):  # inputs by name (keras-hub's text backbones)
+        by_tensor = {id(t): spec for t, spec in zip(model.inputs, specs)}
+        inputs = {key: by_tensor[id(t)] for key, t in model.input.items()}
+    else:
+        inputs = specs[0] if len(specs) == 1 else specs
 
     def abstract(variables):
         return [jax.ShapeDtypeStruct(tuple(v.shape), v.dtype) for v in variables]
@@ -304,9 +319,20 @@ def resolve_builder(spec: str) -> Callable[[], Any]:
 
 
 def trace_builder(spec: str, batch_size: int = 1) -> dict:
-    """Build the model named by ``spec`` and count the MACs of its forward trace."""
-    model = build_abstract(resolve_builder(spec))
-    macs, calls = macs_by_primitive(forward_jaxpr(model, batch_size))
+    """Build the model named by ``spec`` and count the MACs of its forward trace.
+
+    A builder with an ``input_specs`` attribute (``{input name: (shape, dtype)}``, see
+    :mod:`tests.oracles.hub_models`) fixes the input shapes its model leaves unknown.
+    """
+    build = resolve_builder(spec)
+    model = build_abstract(build)
+    declared = getattr(build, "input_specs", None)
+    specs = None
+    if declared is not None:
+        from tests.oracles.hub_models import input_specs
+
+        specs = input_specs(model, declared)
+    macs, calls = macs_by_primitive(forward_jaxpr(model, batch_size, specs))
     return {"macs": sum(macs.values()), "by_primitive": macs, "calls": calls}
 
 
