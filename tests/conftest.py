@@ -100,3 +100,15 @@ def subclassed_model(keras):
     net = Net()
     net(keras.ops.ones((1, 3)))
     return net
+
+
+def nested_block_model(keras, head):
+    """image 8x8x3 -> stem conv 3x3 same (4) -> block (a nested Functional: conv 3x3 same 4->4
+    without bias, ReLU) called twice -> global average pool -> ``head``."""
+    x = keras.Input((8, 8, 3), name="image")
+    y = keras.layers.Conv2D(4, 3, padding="same", name="stem")(x)
+    inner = keras.Input((8, 8, 4), name="block_in")
+    z = keras.layers.Conv2D(4, 3, padding="same", use_bias=False, name="conv")(inner)
+    block = keras.Model(inner, keras.layers.ReLU(name="relu")(z), name="block")
+    y = keras.layers.GlobalAveragePooling2D(name="gap")(block(block(y)))
+    return keras.Model(x, head(y), name="nested")

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from modelstats.cli import main
+from tests.conftest import nested_block_model
 
 MARKER_ENV = "MODELSTATS_TEST_LAMBDA_MARKER"
 
@@ -272,14 +273,8 @@ def nested_file(tmp_path_factory, keras):
     stem 8*8 * 3*3*3 * 4 = 6,912 MACs, 112 params; each block call 8*8 * 3*3*4 * 4 = 9,216 MACs,
     2*9,216 + 8*8*4 (ReLU) = 18,688 FLOPs, 144 params at the first call; dense 4*2 = 8 MACs.
     """
-    x = keras.Input((8, 8, 3), name="image")
-    y = keras.layers.Conv2D(4, 3, padding="same", name="stem")(x)
-    inner = keras.Input((8, 8, 4), name="block_in")
-    z = keras.layers.Conv2D(4, 3, padding="same", use_bias=False, name="conv")(inner)
-    block = keras.Model(inner, keras.layers.ReLU(name="relu")(z), name="block")
-    y = keras.layers.GlobalAveragePooling2D(name="gap")(block(block(y)))
     path = tmp_path_factory.mktemp("nested") / "nested.keras"
-    keras.Model(x, keras.layers.Dense(2, name="head")(y), name="nested").save(path)
+    nested_block_model(keras, keras.layers.Dense(2, name="head")).save(path)
     return path
 
 

@@ -12,6 +12,7 @@ import pytest
 
 import modelstats
 from modelstats import schema
+from tests.conftest import nested_block_model
 from tests.oracles.custom_models import Affine, ResidualNet, residual_net
 
 # ResidualNet on 16x16x3 (tests/test_tracing.py): stem 3x3 stride 2 -> 8x8x8.
@@ -44,13 +45,7 @@ def nested(keras):
     144 params at the first call only; gap 256 FLOPs; head 4*2 = 8 MACs, 2*8 + 2 bias = 18 FLOPs,
     8 + 2 params.
     """
-    x = keras.Input((8, 8, 3), name="image")
-    y = keras.layers.Conv2D(4, 3, padding="same", name="stem")(x)
-    inner = keras.Input((8, 8, 4), name="block_in")
-    z = keras.layers.Conv2D(4, 3, padding="same", use_bias=False, name="conv")(inner)
-    block = keras.Model(inner, keras.layers.ReLU(name="relu")(z), name="block")
-    y = keras.layers.GlobalAveragePooling2D(name="gap")(block(block(y)))
-    return keras.Model(x, Affine(2, name="head")(y), name="nested")
+    return nested_block_model(keras, Affine(2, name="head"))
 
 
 @pytest.fixture(scope="module")
