@@ -354,6 +354,32 @@ def inbound_calls(layer: Any) -> list[tuple[Optional[list], list]]:
     return calls
 
 
+def call_arguments_of(op: Any) -> Optional[tuple]:
+    """The positional arguments of a ``keras.ops`` operation's call (an instance is made
+    per call; a model called again calls it again with the same arguments). None when the
+    calls differ or cannot be read."""
+    nodes = getattr(op, "_inbound_nodes", None) or ()
+    calls = [getattr(getattr(node, "arguments", None), "args", None) for node in nodes]
+    if not calls or calls[0] is None:
+        return None
+    first = calls[0]
+    try:
+        same = all(len(c) == len(first) and all(a is b or (is_static_argument(a) and a == b)
+                                                for a, b in zip(c[1:], first[1:]))
+                   for c in calls[1:])
+    except Exception:  # noqa: BLE001 - an argument without a plain equality: not comparable
+        return None
+    return first if same else None
+
+
+def is_static_argument(value: Any) -> bool:
+    """An index argument known before running (ints, slices, Ellipsis, None and tuples of
+    them), not a tensor."""
+    if isinstance(value, (tuple, list)):
+        return all(is_static_argument(v) for v in value)
+    return value is None or value is Ellipsis or isinstance(value, (int, slice))
+
+
 _ADAPTERS: dict[str, Keras3Adapter] = {}
 
 

@@ -17,6 +17,7 @@ effective padding of the input map: ``r' = r + (K-1)*j``, ``j' = j*S``, ``p' = p
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -181,43 +182,150 @@ class Transposed(AxisMap):
         return size, Fraction(1, s), q
 
 
-#: Kernel radius of each interpolation, in input units.
-RESAMPLE_RADIUS = {"bilinear": 1, "bicubic": 2, "lanczos3": 3, "lanczos5": 5, "area": 1}
+#: Resizing kernels of ``tf.image.resize`` that run through its ``ScaleAndTranslate`` op: the
+#: kernel's radius in input units (times the downscaling factor with ``antialias``).
+SCALE_AND_TRANSLATE_RADIUS = {"bilinear": 1, "bicubic": 2, "lanczos3": 3, "lanczos5": 5}
 
 
 @dataclass(frozen=True)
 class Resample(AxisMap):
-    """Resizing from ``n_in`` to ``n_out`` positions with half-pixel centres (TensorFlow's
-    ``tf.image.resize``). With ``x = (o + 1/2) * n_in/n_out - 1/2`` and a kernel of radius a
-    (bilinear 1, bicubic 2, lanczos3 3, lanczos5 5), unit ``o`` reads the integer positions
-    strictly closer than a to x; ``nearest`` reads ``floor((o + 1/2) * n_in/n_out)``.
-    The field is unclamped; ``taps`` clamps reads to the map, as TensorFlow does.
+    """Resizing from ``n_in`` to ``n_out`` positions as TensorFlow's ``tf.image.resize`` computes
+    it (Keras ``Resizing`` and interpolated ``UpSampling`` on the TensorFlow backend).
+
+    Half-pixel centres: output unit ``o`` samples ``x = (o + 1/2) * n_in/n_out - 1/2``; bilinear
+    reads ``floor(x)`` and ``ceil(x)``, nearest ``floor((o + 1/2) * n_in/n_out)``, bicubic the
+    four taps around x, area the input cells overlapping ``[o, o+1) * n_in/n_out``, lanczos (and
+    any kernel with ``antialias``) the positions within the kernel radius. What is read is
+    decided in float32, exactly as the kernels do: where ``x`` is a whole number in exact
+    arithmetic, float rounding can put it just below, and bilinear then reads ``x - 1`` with a
+    weight of about 1e-7 (a real dependency, seen by gradients). Taps whose weight is exactly
+    zero (bilinear at a whole ``x``, bicubic's outer taps there) are not read. Both were checked
+    against ``tf.image.resize`` on one-hot inputs and its gradients.
+
+    ``unit`` is the geometric field (it may leave the map: TensorFlow clamps reads to the edge,
+    ``taps`` clamps too); it is computed for the units of the map and extended to others by
+    the period ``n_out`` (``unit(o + n_out) = unit(o) + n_in``), so the affine envelope over
+    one period bounds every unit.
 
     >>> Resample(4, 8, "bilinear").unit(3)  # x = 3.5/2 - 0.5 = 1.25
     (1, 2)
+    >>> Resample(7, 23, "bilinear").taps(11)  # x = 3 exactly, 2.9999998 in float32
+    [2, 3]
     """
 
     n_in: int
     n_out: int
     interpolation: str = "bilinear"
+    antialias: bool = False
 
     @property
     def slope(self) -> Fraction:
         return Fraction(self.n_in, self.n_out)
 
+    @property
+    def period(self) -> int:
+        # Float rounding is periodic only over the whole map (``slope.denominator`` divides it).
+        return self.n_out
+
+    def _table(self) -> tuple:
+        return _resample_table(self.n_in, self.n_out, self.interpolation, self.antialias)
+
     def unit(self, o):
-        # Unclamped: the geometric field, consistent with the affine envelope.
-        if self.interpolation == "nearest":
-            x = math.floor((o + Fraction(1, 2)) * self.slope)
-            return x, x
-        x = (o + Fraction(1, 2)) * self.slope - Fraction(1, 2)
-        radius = RESAMPLE_RADIUS[self.interpolation]
-        return math.floor(x - radius) + 1, math.ceil(x + radius) - 1
+        turns, o = divmod(o, self.n_out)
+        lo, hi, _ = self._table()[o]
+        return lo + turns * self.n_in, hi + turns * self.n_in
 
     def taps(self, o):
-        # What TensorFlow really reads: positions past the border are clamped to the edge.
-        lo, hi = self.unit(o)
+        if 0 <= o < self.n_out:
+            return list(self._table()[o][2])
+        lo, hi = self.unit(o)  # outside the map: the geometric extension, clamped
         return sorted({min(max(t, 0), self.n_in - 1) for t in range(lo, hi + 1)})
+
+
+@functools.lru_cache(maxsize=512)
+def _resample_table(n_in: int, n_out: int, interpolation: str, antialias: bool) -> tuple:
+    """Per output unit of the map: ``(lo, hi, taps)``, the unclamped field and the positions of
+    the map read with a non-zero weight, emulating TensorFlow's resize kernels in float32."""
+    import numpy as np  # float32 arithmetic, rounded as the C++ kernels round it
+
+    f32 = np.float32
+    o = np.arange(n_out, dtype=f32)
+    last = n_in - 1
+
+    def clamp(t: int) -> int:
+        return min(max(int(t), 0), last)
+
+    if interpolation in SCALE_AND_TRANSLATE_RADIUS and (
+        antialias or interpolation.startswith("lanczos")
+    ):
+        return _scale_and_translate(n_in, n_out, interpolation, antialias)
+    scale = f32(n_in) / f32(n_out)  # CalculateResizeScale
+    rows = []
+    if interpolation == "nearest":  # ResizeNearestNeighbor, HalfPixelScalerForNN
+        for v in (o + f32(0.5)) * scale:
+            t = clamp(math.floor(v))
+            rows.append((t, t, (t,)))
+    elif interpolation == "bilinear":  # ResizeBilinear: floor and ceil, weights 1-lerp, lerp
+        for v in (o + f32(0.5)) * scale - f32(0.5):
+            lo, hi = math.floor(v), math.ceil(v)  # equal when lerp == 0: one tap
+            rows.append((lo, hi, tuple(sorted({clamp(lo), clamp(hi)}))))
+    elif interpolation == "bicubic":  # ResizeBicubic, Keys a=-0.5, 1024-entry weight table
+        v = (o + f32(0.5)) * scale - f32(0.5)
+        floor = np.floor(v)
+        offsets = np.rint((v - floor) * f32(1024)).astype(int)  # lrintf: half to even
+        for base, offset in zip(floor.astype(int).tolist(), offsets.tolist()):
+            # Taps base-1 .. base+2; the table is exactly 0 at distances 1 and 2, i.e. at
+            # offset 0 for all but `base`, at offset 1024 for all but `base + 1`.
+            kept = [base] if offset == 0 else [base + 1] if offset == 1024 else \
+                [base - 1, base, base + 1, base + 2]
+            inside = tuple(t for t in kept if 0 <= t <= last)  # outside: weight 0
+            rows.append((kept[0], kept[-1], inside))
+    elif interpolation == "area":  # ResizeArea: cells overlapping [o*s, (o+1)*s)
+        for start_f, end_f in zip(o * scale, (o + f32(1)) * scale):
+            lo, hi = math.floor(start_f), math.ceil(end_f) - 1
+            rows.append((lo, hi, tuple(sorted({clamp(t) for t in range(lo, hi + 1)}))))
+    else:
+        raise ValueError(f"unknown interpolation {interpolation!r}")
+    return tuple(rows)
+
+
+def _scale_and_translate(n_in: int, n_out: int, interpolation: str, antialias: bool) -> tuple:
+    """TensorFlow's ScaleAndTranslate (lanczos, and every kernel with ``antialias``): unit o
+    samples ``(o + 1/2) / scale`` and reads the span within the kernel radius (times the
+    downscaling factor with antialias), minus positions where the kernel is exactly 0."""
+    import numpy as np
+
+    f32 = np.float32
+    scale = f32(n_out) / f32(n_in)
+    inv_scale = f32(1.0 / float(scale))
+    kernel_scale = max(inv_scale, f32(1)) if antialias else f32(1)
+    one_over = f32(1) / kernel_scale
+    radius = f32(SCALE_AND_TRANSLATE_RADIUS[interpolation])
+    reach = radius * kernel_scale
+    kind = {"bilinear": "triangle", "bicubic": "keyscubic"}.get(interpolation, "lanczos")
+
+    def weighs(source: int, sample) -> bool:
+        x = abs((f32(source) + f32(0.5) - sample) * one_over)
+        if kind == "triangle":
+            return bool(x < f32(1))
+        if kind == "keyscubic":
+            if x >= f32(2):
+                return False
+            if x >= f32(1):
+                return bool(((f32(-0.5) * x + f32(2.5)) * x - f32(4)) * x + f32(2) != 0)
+            return bool(((f32(1.5) * x - f32(2.5)) * x) * x + f32(1) != 0)
+        return bool(x <= radius)  # lanczos: sin(pi x) of a float is never exactly 0
+
+    rows = []
+    for sample in (np.arange(n_out, dtype=f32) + f32(0.5)) * inv_scale:
+        lo = math.ceil(sample - reach - f32(0.5))
+        hi = math.floor(sample + reach - f32(0.5))
+        kept = [t for t in range(lo, hi + 1) if weighs(t, sample)]
+        if not kept:  # not seen in practice: every span holds its centre
+            rows.append((lo, hi, ()))
+            continue
+        rows.append((kept[0], kept[-1], tuple(t for t in kept if 0 <= t < n_in)))
+    return tuple(rows)
 
 
 @dataclass(frozen=True)

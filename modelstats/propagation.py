@@ -15,7 +15,7 @@ from typing import Any, Optional, Union
 import networkx as nx
 
 from modelstats.errors import MisalignedMergeError, ModelStatsError, ShapeError, user_stacklevel
-from modelstats.geometry import Geometry, compose
+from modelstats.geometry import Geometry, _exact, compose
 from modelstats.registry import Registry, Unsupported
 
 __all__ = [
@@ -79,7 +79,8 @@ class ReceptiveField:
 
     ``status`` is ``spatial`` for a field with these numbers, ``global`` when every unit sees
     the whole input, ``broken`` when spatial correspondence was rearranged (Reshape, Permute,
-    Flatten), ``unsupported``/``unknown`` when a layer on the way has no rule or an unknown size,
+    Flatten), ``unsupported``/``unknown`` when a layer on the way has no rule or an unknown size
+    (or a merge joins a path that cannot be mapped: never the field of the other paths alone),
     ``unrelated`` when the node does not depend on the input. ``aligned`` is False for a merge
     of misaligned paths and everything downstream; ``global_context`` is True when a global
     path (e.g. squeeze-and-excitation) was multiplied in.
@@ -182,23 +183,34 @@ class Propagation:
             # Plain ints until an upsampling makes a value fractional: int arithmetic is
             # tens of times faster than Fraction's, and compose() keeps exact values exact.
             return _State(SPATIAL, (1,) * self.n_axes, (1,) * self.n_axes, (0,) * self.n_axes)
-        preds = [self.states[src] for src, _ in data["inputs"]]
-        related = [s for s in preds if s.status != UNRELATED]
+        sources = [src for src, _ in data["inputs"]]
+        related = [(src, self.states[src]) for src in sources
+                   if self.states[src].status != UNRELATED]
         if not related:
             return _State(UNRELATED)
         try:
             geometry = self._geometry(node_id, data)
         except Unsupported as exc:
             return _State(UNSUPPORTED, note=exc.reason)
-        if any(s.status in (UNSUPPORTED, UNKNOWN) for s in related):
-            return _State(UNKNOWN, note="downstream of a layer without a field")
+        blind = [src for src, s in related if s.status in (UNSUPPORTED, UNKNOWN)]
+        if blind:
+            return _State(UNKNOWN, note=f"downstream of '{blind[0]}', which has no field")
         if geometry.kind == "global":
             return _State(GLOBAL)
-        spatial = [s for s in related if s.status == SPATIAL]
+        spatial = [s for _, s in related if s.status == SPATIAL]
         if not spatial:
-            return _State(BROKEN if any(s.status == BROKEN for s in related) else GLOBAL)
+            return _State(BROKEN if any(s.status == BROKEN for _, s in related) else GLOBAL)
         if geometry.kind == "breaks":
             return _State(BROKEN, note=geometry.note)
+        lost = [(src, s) for src, s in related if s.status == BROKEN]
+        if lost:
+            # The spatial paths alone would give a field that is too small: the rearranged
+            # path feeds pixels from positions nobody tracked. A global path is different: it
+            # has no positions, every unit sees all of it (global_context below).
+            src, state = lost[0]
+            return _State(UNKNOWN, note=f"merges '{src}', whose positions were rearranged"
+                          + (f" ({state.note})" if state.note else ""))
+        related = [s for _, s in related]
         if len(data["output_shapes"][0]) != self.n_axes + 1:
             return _State(BROKEN, note="output rank differs from the input's")
         state = self._merge(node_id, spatial)
@@ -220,6 +232,14 @@ class Propagation:
         return state
 
     def _merge(self, node_id: str, spatial: list[_State]) -> _State:
+        """Field where spatial paths meet: per axis, the union of what the paths' units see.
+
+        With equal strides the union of ``[u*j - p_i, u*j - p_i + r_i - 1]`` over the paths is
+        ``[u*j - p, u*j - p + r - 1]`` with ``p = max p_i`` and ``r - 1 - p = max(r_i - 1 -
+        p_i)``, for every unit u: the largest field when the paths are centred alike, wider
+        when they are shifted. With different strides no affine field bounds every unit; the
+        result then bounds the units of the merge's map (see :func:`_union_axis`).
+        """
         first = spatial[0]
         if len(spatial) == 1:
             return _State(SPATIAL, first.size, first.stride, first.padding, first.aligned,
@@ -247,8 +267,12 @@ class Propagation:
                         f"axis {names[axis]}: centres differ by {shift}"
                         f" input pixels between '{sources[0]}' and '{source}'"
                     )
-        widest = max(spatial, key=lambda s: tuple(s.size))
-        aligned = all(s.aligned for s in spatial) and not problems
+        extent = self._extent(node_id, 0)
+        union = [
+            _union_axis([(s.size[a], s.stride[a], s.padding[a]) for s in spatial], extent[a])
+            for a in range(self.n_axes)
+        ]
+        global_context = any(s.global_context for s in spatial)
         note = ""
         if problems:
             note = "misaligned merge: " + "; ".join(problems)
@@ -256,11 +280,12 @@ class Propagation:
                 raise MisalignedMergeError(f"Node '{node_id}': {note}.")
             warnings.warn(f"modelstats: node '{node_id}': {note}.", MisalignedMergeWarning,
                           stacklevel=user_stacklevel())
-            size = tuple(max(s.size[a] for s in spatial) for a in range(self.n_axes))
-            return _State(SPATIAL, size, widest.stride, widest.padding, False,
-                          any(s.global_context for s in spatial), note)
-        return _State(SPATIAL, widest.size, widest.stride, widest.padding, aligned,
-                      any(s.global_context for s in spatial), note)
+        if any(u is None for u in union):
+            return _State(UNKNOWN, note=note + "; the strides differ and the map's size or "
+                          "padding is unknown, so no field bounds every unit")
+        aligned = all(s.aligned for s in spatial) and not problems
+        return _State(SPATIAL, tuple(u[0] for u in union), tuple(u[1] for u in union),
+                      tuple(u[2] for u in union), aligned, global_context, note)
 
     # -- backward --------------------------------------------------------------------------
     def _extent(self, node_id: str, output_index: int) -> tuple:
@@ -269,46 +294,56 @@ class Propagation:
         return tuple(shape[a] for a in data["spatial_axes"])
 
     def box(self, node_id: str, position: tuple[int, ...], clip: bool = False) -> Optional[tuple]:
-        """Walk demands backwards from one unit to the input. Unclipped, a demand is an
-        interval per axis (all maps are monotone, so endpoints map to endpoints); clipped, it
-        is the exact set of positions per axis, because strides leave holes that a map's
-        border can cut (the geometry is separable, so axes stay independent)."""
-        demand: dict[str, list] = {node_id: [{u} if clip else (u, u) for u in position]}
+        """Walk demands backwards from one unit to the input.
+
+        A demand is a list of *boxes*, one value per axis: unclipped an interval (all maps are
+        monotone, so endpoints map to endpoints), clipped the exact set of positions (strides
+        leave holes that a map's border can cut). Every layer is separable, so it maps a box to
+        a box exactly. Paths that meet at a merge can demand different boxes (a 1x3 path wide
+        in x, a 3x1 path wide in y) whose union is not a box: the boxes are kept apart, else
+        their per-axis union would claim pixels neither path reads (e.g. where the taps of a
+        transposed convolution leave gaps). Boxes inside another are dropped; past
+        ``_MAX_BOXES`` the boxes are joined into their per-axis union, a superset.
+        """
+        start = tuple(frozenset((u,)) if clip else (u, u) for u in position)
+        demand: dict[str, list] = {node_id: [start]}
         pending = sorted(nx.ancestors(self.graph, node_id) | {node_id},
                          key=self.order.__getitem__, reverse=True)
         for current in pending:
             if current not in demand:
                 continue
             if current == self.input_node:
-                found = demand[current]
-                return tuple((min(a), max(a)) for a in found) if clip else tuple(found)
+                boxes = demand[current]
+                if clip:
+                    return tuple((min(min(a) for a in axis), max(max(a) for a in axis))
+                                 for axis in zip(*boxes))
+                return tuple((min(a for a, _ in axis), max(b for _, b in axis))
+                             for axis in zip(*boxes))
             state = self.states[current]
             wanted_here = demand.pop(current)
             windowed = state.geometry is not None and state.geometry.kind == "window"
-            axes = state.geometry.axes if windowed else (None,) * len(wanted_here)
+            axes = state.geometry.axes if windowed else (None,) * len(position)
             for src, index in self.graph.nodes[current]["inputs"]:
                 if self.states[src].status != SPATIAL:
                     continue  # global context and unrelated inputs have no position
-                try:
-                    if clip:
-                        wanted = [_read_positions(want, axis, n) for want, axis, n
-                                  in zip(wanted_here, axes, self._extent(src, index))]
-                    else:
-                        wanted = [want if axis is None else axis.interval(*want)
-                                  for want, axis in zip(wanted_here, axes)]
-                except ValueError as exc:
-                    raise ShapeError(
-                        f"Cannot locate fields through '{current}': {exc}. Pass input_shape."
-                    ) from None
-                if any(not w for w in wanted):
-                    continue  # along this path these units read nothing (padding, gaps)
-                if src not in demand:
-                    demand[src] = wanted
-                elif clip:
-                    demand[src] = [a | b for a, b in zip(demand[src], wanted)]
-                else:
-                    demand[src] = [(min(a, c), max(b, d))
-                                   for (a, b), (c, d) in zip(demand[src], wanted)]
+                extents = self._extent(src, index)
+                mapped = []
+                for box in wanted_here:
+                    try:
+                        if clip:
+                            wanted = tuple(frozenset(_read_positions(want, axis, n))
+                                           for want, axis, n in zip(box, axes, extents))
+                        else:
+                            wanted = tuple(want if axis is None else axis.interval(*want)
+                                           for want, axis in zip(box, axes))
+                    except ValueError as exc:
+                        raise ShapeError(
+                            f"Cannot locate fields through '{current}': {exc}. Pass input_shape."
+                        ) from None
+                    if all(wanted):  # else along this path the box reads nothing (padding, gaps)
+                        mapped.append(wanted)
+                if mapped:
+                    demand[src] = _join_boxes(demand.get(src, []), mapped, clip)
         if self.input_node in pending:
             return None
         raise ModelStatsError(f"Node '{node_id}' does not depend on input '{self.input_node}'.")
@@ -327,6 +362,75 @@ class Propagation:
             tuple(_plain(v) for v in state.padding),
             state.aligned, state.global_context, state.note, self,
         )
+
+
+def _union_axis(fields: list[tuple], n_units: Optional[int]) -> Optional[tuple]:
+    """Union, along one axis, of the fields ``(r, j, p)`` of paths that meet at a merge.
+
+    Equal strides: unit u of path i sees ``[u*j - p_i, u*j - p_i + r_i - 1]``; the union is
+    the interval from ``u*j - max(p_i)`` to ``u*j + max(r_i - 1 - p_i)``, the same for every
+    u. With an unknown padding the offsets between paths are unknown: the largest size is
+    kept (the union when the paths are centred alike, as "same" convolutions with odd kernels
+    are) and the padding stays None.
+
+    Different strides: the paths drift apart with u, so no affine field bounds every unit
+    of an unbounded map. Over the ``n_units`` units of the merge's map the field with stride
+    ``j`` must reach from ``min_i(u*j_i - p_i)`` to ``max_i(u*j_i - p_i + r_i - 1)``; both
+    ends are linear in u per path, so units 0 and ``n_units - 1`` decide. Of the paths'
+    strides the one giving the smallest size is taken. None when ``n_units`` or a padding
+    is unknown.
+
+    >>> _union_axis([(3, 1, 1), (5, 1, 2)], 8)  # aligned: the larger field
+    (5, 1, 2)
+    >>> _union_axis([(3, 1, 0), (3, 1, 2)], 8)  # shifted by 2: [u-2, u+2]
+    (5, 1, 2)
+    >>> _union_axis([(1, 2, 0), (1, 1, -4)], 8)  # [2u, 2u] and [u+4, u+4] for u < 8
+    (8, 2, 3)
+    """
+    strides = {j for _, j, _ in fields}
+    if len(strides) == 1:
+        (j,) = strides
+        if any(p is None for _, _, p in fields):
+            return max(r for r, _, _ in fields), j, None
+        p = max(p for _, _, p in fields)
+        reach = max(r - 1 - q for r, _, q in fields)
+        return _exact(reach + p + 1), j, p
+    if n_units is None or any(p is None for _, _, p in fields):
+        return None
+    best = None
+    for j in sorted(strides, reverse=True):
+        ends = (0, n_units - 1)
+        p = max(u * (j - ji) + pi for _, ji, pi in fields for u in ends)
+        reach = max(u * (ji - j) - pi + ri - 1 for ri, ji, pi in fields for u in ends)
+        candidate = (_exact(reach + p + 1), j, _exact(p))
+        if best is None or candidate[0] < best[0]:
+            best = candidate
+    return best
+
+
+#: More boxes than this in one demand of ``Propagation.box`` are joined into their per-axis union.
+_MAX_BOXES = 64
+
+
+def _join_boxes(boxes: list, new: list, clip: bool) -> list:
+    """``boxes`` plus ``new``, without boxes contained in another (see ``Propagation.box``)."""
+
+    def inside(inner, outer) -> bool:
+        if clip:
+            return all(i <= o for i, o in zip(inner, outer))
+        return all(o[0] <= i[0] and i[1] <= o[1] for i, o in zip(inner, outer))
+
+    boxes = list(boxes)
+    for box in new:
+        if any(inside(box, other) for other in boxes):
+            continue
+        boxes = [other for other in boxes if not inside(other, box)]
+        boxes.append(box)
+    if len(boxes) > _MAX_BOXES:
+        boxes = [tuple(frozenset().union(*axis) if clip
+                       else (min(a for a, _ in axis), max(b for _, b in axis))
+                       for axis in zip(*boxes))]
+    return boxes
 
 
 def _read_positions(positions: set, axis, extent: Optional[int]) -> set:

@@ -82,7 +82,10 @@ def resizing_geometry(layer, input_shapes, output_shapes) -> Geometry:
         return Geometry("breaks", note="resizing with crop/pad to aspect ratio")
     if None in spatial_in:
         return Geometry("window", (), note="resizing from an unknown size")
-    return Geometry("window", tuple(Resample(n, m, layer.interpolation)
+    # tf.image.resize: antialias widens the kernel when downscaling (bilinear, bicubic,
+    # lanczos); nearest and area ignore it. Resample emulates the kernel in float32.
+    antialias = bool(getattr(layer, "antialias", False))
+    return Geometry("window", tuple(Resample(n, m, layer.interpolation, antialias)
                                     for n, m in zip(spatial_in, spatial_out)))
 
 

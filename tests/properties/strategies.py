@@ -2,6 +2,18 @@
 
 A spec is ``(rank, input_size, blocks)``; each block is a tuple naming a layer family and its
 hyper-parameters. ``build`` turns a spec into a Keras model whose layers are named ``b{i}...``.
+
+Besides chains of convolutions, pooling, padding, cropping, upsampling, transposed convolutions
+and resizing, the blocks cover what merges and indexing do to fields:
+
+- ``twin``: two parallel convolutions with their own (possibly asymmetric: 1xk, kx1) kernels
+  and dilations, merged by Add, Multiply or Concatenate (even kernels shift a path's centre);
+- ``chslice``: a path whose channels are cut by ``keras.ops`` (``x[..., :c]``, ``take``,
+  ``split``) before it is added to the path it came from;
+- ``getcrop``: ``x[:, a::s]`` on the spatial axes (a crop with a step);
+- ``resizechain`` (2-D): two or three Resizing layers in a row with convolutions between.
+
+``geometry_specs(ops=False)`` leaves out the blocks that create ``keras.ops`` nodes.
 """
 
 from __future__ import annotations
@@ -20,8 +32,24 @@ def conv_block(draw):
     return ("conv", kernel, stride, dilation, padding)
 
 
-def geometry_blocks(rank: int):
-    """One geometry-relevant block for a ``rank``-D net."""
+@st.composite
+def twin_block(draw, rank: int):
+    """Two parallel "same" convolutions of one stride, each with its own kernel and dilation
+    per axis (so 1xk next to kx1), merged by Add, Multiply or Concatenate."""
+    merge = draw(st.sampled_from(["add", "multiply", "concat"]))
+    stride = draw(st.integers(1, 2))
+    branches = []
+    for _ in range(2):
+        kernel = tuple(draw(st.lists(st.integers(1, 5), min_size=rank, max_size=rank)))
+        dilation = (1,) * rank if stride > 1 else tuple(
+            draw(st.lists(st.integers(1, 3), min_size=rank, max_size=rank)))
+        branches.append((kernel, dilation))
+    return ("twin", merge, stride, tuple(branches))
+
+
+def geometry_blocks(rank: int, *, ops: bool = True):
+    """One geometry-relevant block for a ``rank``-D net (``ops=False``: no ``keras.ops``
+    nodes, only layers)."""
     blocks = [
         conv_block(),
         st.tuples(st.just("avgpool"), st.integers(2, 3), st.integers(1, 3),
@@ -37,17 +65,40 @@ def geometry_blocks(rank: int):
         # Average, not max: a max pool's gradient reaches only the arg-max, not its window.
         st.tuples(st.just("adaptive"), st.integers(1, 12)),
     ]
+    blocks.append(twin_block(rank))
+    if ops:
+        blocks.append(st.tuples(st.just("chslice"), st.sampled_from(["getitem", "take", "split"]),
+                                st.integers(1, 5)))
+        blocks.append(st.tuples(st.just("getcrop"), st.integers(0, 3), st.integers(1, 3)))
     if rank == 2:
         blocks.append(st.tuples(st.just("resize"), st.integers(3, 40), st.integers(3, 40),
                                 st.sampled_from(["nearest", "bilinear"])))
+        blocks.append(resize_chain())
     return st.one_of(*blocks)
 
 
+#: Interpolations whose gradients the oracle can read (area has no gradient in TensorFlow;
+#: lanczos weights of ~1e-16 underflow in float32 along a chain), with antialias or not.
+RESIZE_KINDS = [("nearest", False), ("bilinear", False), ("bicubic", False),
+                ("bilinear", True), ("bicubic", True)]
+
+
 @st.composite
-def geometry_specs(draw, max_blocks: int = 5):
+def resize_chain(draw):
+    """Two or three Resizing layers with a convolution ``(k, s, padding)`` between each."""
+    resize = st.tuples(st.integers(3, 40), st.integers(3, 40), st.sampled_from(RESIZE_KINDS))
+    conv = st.tuples(st.integers(1, 3), st.integers(1, 2), st.sampled_from(["same", "valid"]))
+    steps = [draw(resize)]
+    for _ in range(draw(st.integers(1, 2))):
+        steps += [draw(conv), draw(resize)]
+    return ("resizechain", tuple(steps))
+
+
+@st.composite
+def geometry_specs(draw, max_blocks: int = 5, *, ops: bool = True):
     rank = draw(st.sampled_from([1, 2]))
     size = draw(st.integers(9, 40) if rank == 2 else st.integers(9, 64))
-    blocks = draw(st.lists(geometry_blocks(rank), min_size=1, max_size=max_blocks))
+    blocks = draw(st.lists(geometry_blocks(rank, ops=ops), min_size=1, max_size=max_blocks))
     return rank, size, blocks
 
 
@@ -108,6 +159,36 @@ def build(spec, channels: int = 2):
             else:
                 x = L.Concatenate(name=name)([a, b])
                 x = conv(channels, 1, name=f"{name}m")(x)
+        elif kind == "twin":
+            merge, s, branches = args
+            paths = [conv(channels, k, strides=s, dilation_rate=d, padding="same",
+                          name=f"{name}{tag}")(x) for (k, d), tag in zip(branches, "ab")]
+            if merge == "concat":
+                x = conv(channels, 1, name=f"{name}m")(L.Concatenate(name=name)(paths))
+            else:
+                x = {"add": L.Add, "multiply": L.Multiply}[merge](name=name)(paths)
+        elif kind == "chslice":
+            how, k = args
+            wide = conv(2 * channels, k, padding="same", name=f"{name}w")(x)
+            if how == "getitem":
+                cut = wide[..., :channels]
+            elif how == "take":
+                cut = keras.ops.take(wide, list(range(channels)), axis=-1)
+            else:
+                cut = keras.ops.split(wide, 2, axis=-1)[0]
+            x = L.Add(name=name)([x, cut])
+        elif kind == "getcrop":
+            start, step = args
+            x = x[(slice(None),) + (slice(start, None, step),) * rank]
+        elif kind == "resizechain":
+            for j, step in enumerate(args[0]):
+                if len(step) == 3 and isinstance(step[2], tuple):
+                    height, width, (interpolation, antialias) = step
+                    x = L.Resizing(height, width, interpolation=interpolation,
+                                   antialias=antialias, name=f"{name}r{j}")(x)
+                else:
+                    k, s, p = step
+                    x = conv(channels, k, strides=s, padding=p, name=f"{name}c{j}")(x)
         if any(d is not None and d < 1 for d in x.shape[1:]):
             raise ValueError(f"block {i} leaves no positions: {x.shape}")
     return keras.Model(inputs, x)

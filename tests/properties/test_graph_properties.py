@@ -1,6 +1,7 @@
-"""to_networkx on generated architectures: chains and Add/Concatenate branches (from the RF
-strategies), nested as a sub-model, followed by a shared layer called twice. The graph must
-match the generated model exactly: nodes, edges and shapes."""
+"""to_networkx on generated architectures: chains, Add/Multiply/Concatenate branches and
+``keras.ops`` indexing calls (from the RF strategies), nested as a sub-model, followed by a
+shared layer called twice. The graph must match the generated model exactly: one node per
+operation (layer or op), edges and shapes."""
 
 from __future__ import annotations
 
@@ -27,16 +28,18 @@ def test_graph_matches_generated_model(spec):
 
     g = modelstats.to_networkx(model)
     assert nx.is_directed_acyclic_graph(g)
-    expected_nodes = {"outer_x", "shared", "shared#1"} | {f"inner/{l.name}" for l in inner.layers}
+    operations = inner.operations  # layers and keras.ops calls (x[..., :c], split, take)
+    expected_nodes = {"outer_x", "shared", "shared#1"} | {f"inner/{op.name}" for op in operations}
     assert set(g.nodes) == expected_nodes
     expected_edges = {("outer_x", "inner/x"), ("shared", "shared#1"),
-                      (f"inner/{inner.layers[-1].name}", "shared")}
-    for layer in inner.layers:
-        for node in layer._inbound_nodes:
+                      (f"inner/{operations[-1].name}", "shared")}
+    for op in operations:
+        for node in op._inbound_nodes:
             for parent in node.parent_nodes:
-                expected_edges.add((f"inner/{parent.operation.name}", f"inner/{layer.name}"))
+                expected_edges.add((f"inner/{parent.operation.name}", f"inner/{op.name}"))
     assert set(g.edges) == expected_edges
-    for layer in inner.layers:
-        assert g.nodes[f"inner/{layer.name}"]["output_shapes"] == [tuple(layer.output.shape[1:])]
+    for op in operations:
+        shapes = [tuple(t.shape[1:]) for t in keras.tree.flatten(op.output)]
+        assert g.nodes[f"inner/{op.name}"]["output_shapes"] == shapes
     assert sum(d["params"] for _, d in g.nodes(data=True)) == model.count_params()
     assert g.nodes["shared#1"]["params"] == 0
