@@ -92,7 +92,7 @@ def subclassed_model(keras):
     class Net(keras.Model):
         def __init__(self):
             super().__init__()
-            self.dense = keras.layers.Dense(2)
+            self.dense = keras.layers.Dense(2, name="dense")
 
         def call(self, x):
             return self.dense(x)

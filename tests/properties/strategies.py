@@ -14,13 +14,16 @@ and resizing, the blocks cover what merges and indexing do to fields:
 - ``resizechain`` (2-D): two or three Resizing layers in a row with convolutions between.
 
 ``geometry_specs(ops=False)`` leaves out the blocks that create ``keras.ops`` nodes.
+
+``build(spec, data_format="channels_first")`` builds the channels_first twin of a spec (for
+``test_channels_first_twin.py``: TensorFlow cannot run it, modelstats only reads its shapes).
 """
 
 from __future__ import annotations
 
 from hypothesis import strategies as st
 
-__all__ = ["geometry_blocks", "geometry_specs", "build"]
+__all__ = ["geometry_blocks", "geometry_specs", "build", "NotExpressible"]
 
 
 @st.composite
@@ -102,11 +105,33 @@ def geometry_specs(draw, max_blocks: int = 5, *, ops: bool = True):
     return rank, size, blocks
 
 
-def build(spec, channels: int = 2):
-    """Build the Keras model of a spec (raises ValueError when a size would become < 1)."""
+class NotExpressible(ValueError):
+    """A block with no channels_first form (Keras' Cropping1D and UpSampling1D take no
+    ``data_format``): the channels_first twin of that spec does not exist."""
+
+
+def build(spec, channels: int = 2, data_format: str = "channels_last"):
+    """Build the Keras model of a spec (raises ValueError when a size would become < 1).
+
+    ``data_format="channels_first"`` builds the same architecture, layer names and spatial
+    sizes on ``(channels, *spatial)`` tensors: every layer that takes a ``data_format`` is given
+    it, concatenations and channel slices work on axis 1, spatial slices skip it. Nothing needs
+    to run (TensorFlow's CPU kernels cannot run channels_first convolutions): the twin is for
+    comparing what modelstats reads from shapes. A 1-D crop or upsampling raises
+    :class:`NotExpressible`.
+    """
     import keras
 
+    if data_format not in ("channels_last", "channels_first"):
+        raise ValueError(f"data_format {data_format!r}")
+    first = data_format == "channels_first"
     rank, size, blocks = spec
+    if first and rank == 1:  # before building anything
+        for kind in ("crop", "upsample"):
+            if any(block[0] == kind for block in blocks):
+                raise NotExpressible(f"a 1-D {kind}: Keras' "
+                                     f"{'Cropping1D' if kind == 'crop' else 'UpSampling1D'} "
+                                     "takes no data_format")
     L = keras.layers
     conv = {1: L.Conv1D, 2: L.Conv2D}[rank]
     transpose = {1: L.Conv1DTranspose, 2: L.Conv2DTranspose}[rank]
@@ -115,7 +140,27 @@ def build(spec, channels: int = 2):
     crop = {1: L.Cropping1D, 2: L.Cropping2D}[rank]
     up = {1: L.UpSampling1D, 2: L.UpSampling2D}[rank]
     adaptive = {1: L.AdaptiveAveragePooling1D, 2: L.AdaptiveAveragePooling2D}[rank]
-    inputs = keras.Input((size,) * rank + (channels,), name="x")
+    if first:
+        # The same constructors with data_format given (the channels_last twin gives none,
+        # keeping its models exactly what they were).
+        def formatted(cls):
+            def make(*args, **kwargs):
+                return cls(*args, data_format=data_format, **kwargs)
+            return make
+
+        conv, transpose, pool, pad, adaptive = map(formatted,
+                                                   (conv, transpose, pool, pad, adaptive))
+        if rank == 2:
+            crop, up = formatted(crop), formatted(up)
+        resizing = formatted(L.Resizing)
+        channel_axis = 1
+    else:
+        resizing = L.Resizing
+        channel_axis = -1
+    concatenate = L.Concatenate if not first else (
+        lambda **kwargs: L.Concatenate(axis=channel_axis, **kwargs))
+    shape = (channels,) + (size,) * rank if first else (size,) * rank + (channels,)
+    inputs = keras.Input(shape, name="x")
     x = inputs
     for i, block in enumerate(blocks):
         kind, *args = block
@@ -144,12 +189,13 @@ def build(spec, channels: int = 2):
             x = transpose(channels, k, strides=s, padding=p, name=name)(x)
         elif kind == "adaptive":
             (out,) = args
-            if any(out > d for d in x.shape[1:-1]):
+            spatial = x.shape[2:] if first else x.shape[1:-1]
+            if any(out > d for d in spatial):
                 raise ValueError("adaptive pooling to more positions than its input has")
             x = adaptive(out if rank == 1 else (out, out), name=name)(x)
         elif kind == "resize":
             height, width, interpolation = args
-            x = L.Resizing(height, width, interpolation=interpolation, name=name)(x)
+            x = resizing(height, width, interpolation=interpolation, name=name)(x)
         elif kind == "branch":
             merge, k1, k2, s = args
             a = conv(channels, k1, strides=s, padding="same", name=f"{name}a")(x)
@@ -157,35 +203,36 @@ def build(spec, channels: int = 2):
             if merge == "add":
                 x = L.Add(name=name)([a, b])
             else:
-                x = L.Concatenate(name=name)([a, b])
+                x = concatenate(name=name)([a, b])
                 x = conv(channels, 1, name=f"{name}m")(x)
         elif kind == "twin":
             merge, s, branches = args
             paths = [conv(channels, k, strides=s, dilation_rate=d, padding="same",
                           name=f"{name}{tag}")(x) for (k, d), tag in zip(branches, "ab")]
             if merge == "concat":
-                x = conv(channels, 1, name=f"{name}m")(L.Concatenate(name=name)(paths))
+                x = conv(channels, 1, name=f"{name}m")(concatenate(name=name)(paths))
             else:
                 x = {"add": L.Add, "multiply": L.Multiply}[merge](name=name)(paths)
         elif kind == "chslice":
             how, k = args
             wide = conv(2 * channels, k, padding="same", name=f"{name}w")(x)
             if how == "getitem":
-                cut = wide[..., :channels]
+                cut = wide[:, :channels] if first else wide[..., :channels]
             elif how == "take":
-                cut = keras.ops.take(wide, list(range(channels)), axis=-1)
+                cut = keras.ops.take(wide, list(range(channels)), axis=channel_axis)
             else:
-                cut = keras.ops.split(wide, 2, axis=-1)[0]
+                cut = keras.ops.split(wide, 2, axis=channel_axis)[0]
             x = L.Add(name=name)([x, cut])
         elif kind == "getcrop":
             start, step = args
-            x = x[(slice(None),) + (slice(start, None, step),) * rank]
+            whole = (slice(None), slice(None)) if first else (slice(None),)
+            x = x[whole + (slice(start, None, step),) * rank]
         elif kind == "resizechain":
             for j, step in enumerate(args[0]):
                 if len(step) == 3 and isinstance(step[2], tuple):
                     height, width, (interpolation, antialias) = step
-                    x = L.Resizing(height, width, interpolation=interpolation,
-                                   antialias=antialias, name=f"{name}r{j}")(x)
+                    x = resizing(height, width, interpolation=interpolation,
+                                 antialias=antialias, name=f"{name}r{j}")(x)
                 else:
                     k, s, p = step
                     x = conv(channels, k, strides=s, padding=p, name=f"{name}c{j}")(x)
