@@ -174,8 +174,10 @@ class Propagation:
 
     # -- forward ---------------------------------------------------------------------------
     def _geometry(self, node_id: str, data: dict) -> Geometry:
+        inputs = data["inputs"]
+        axes = self.graph.nodes[inputs[0][0]]["spatial_axes"] if inputs else None
         return self.registry.geometry(data["operation"], data["input_shapes"],
-                                      data["output_shapes"], node=node_id)
+                                      data["output_shapes"], node=node_id, spatial_axes=axes)
 
     def _state(self, node_id: str) -> _State:
         data = self.graph.nodes[node_id]

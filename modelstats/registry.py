@@ -139,6 +139,26 @@ def dispatching() -> "Registry":
     return _DISPATCHING.get()
 
 
+_INPUT_SPATIAL_AXES: contextvars.ContextVar[Optional[tuple]] = contextvars.ContextVar(
+    "modelstats_input_spatial_axes", default=None
+)
+
+
+def input_spatial_axes(rank: int) -> tuple[int, ...]:
+    """Positions (counted with the batch axis) of the spatial axes of the first input of the
+    call whose rule is running, a tensor of ``rank`` axes with the batch.
+
+    The graph records each node's layout (channels_last or channels_first, from the
+    ``data_format`` of the layers around it); a rule of an operation that has no
+    ``data_format`` of its own (a concatenation, a slice, ``keras.ops.take``) reads it here.
+    Channels last when the rule runs outside an analysis.
+    """
+    axes = _INPUT_SPATIAL_AXES.get()
+    if axes is None or len(axes) != rank - 2:
+        return tuple(range(1, rank - 1))
+    return tuple(a + 1 for a in axes)
+
+
 class LayerSupport(NamedTuple):
     """How modelstats covers one registered class."""
 
@@ -271,7 +291,8 @@ class Registry:
 
     # -- dispatch ---------------------------------------------------------------------------
     def cost(self, operation: Any, input_shapes: Shapes, output_shapes: Shapes,
-             node: Optional[str] = None, as_class: Optional[type] = None) -> Cost:
+             node: Optional[str] = None, as_class: Optional[type] = None,
+             spatial_axes: Optional[tuple] = None) -> Cost:
         """The cost of one call, by the rule for the operation's class (or ``as_class``).
 
         Raises :class:`Unsupported` when there is no rule or the rule cannot describe this
@@ -283,21 +304,27 @@ class Registry:
             return Cost()
         if rule is NESTED:
             raise Unsupported(f"{cls.__name__} is a nested model: count it with node_costs")
-        return self._apply("cost", rule, cls, operation, input_shapes, output_shapes, node)
+        return self._apply("cost", rule, cls, operation, input_shapes, output_shapes, node,
+                           spatial_axes)
 
     def geometry(self, operation: Any, input_shapes: Shapes, output_shapes: Shapes,
-                 node: Optional[str] = None, as_class: Optional[type] = None) -> Geometry:
-        """The geometry of one call (same contract as :meth:`cost`)."""
+                 node: Optional[str] = None, as_class: Optional[type] = None,
+                 spatial_axes: Optional[tuple] = None) -> Geometry:
+        """The geometry of one call (same contract as :meth:`cost`). ``spatial_axes``: those
+        of the call's first input (without batch), for :func:`input_spatial_axes`."""
         cls = as_class or type(operation)
         rule = self.geometry_rule(cls)
         if isinstance(rule, Geometry):
             return rule
-        return self._apply("geometry", rule, cls, operation, input_shapes, output_shapes, node)
+        return self._apply("geometry", rule, cls, operation, input_shapes, output_shapes, node,
+                           spatial_axes)
 
-    def _apply(self, kind, rule, cls, operation, input_shapes, output_shapes, node):
+    def _apply(self, kind, rule, cls, operation, input_shapes, output_shapes, node,
+               spatial_axes=None):
         if rule is None:
             raise Unsupported(self.unsupported_reason(cls, kind))
         token = _DISPATCHING.set(self)
+        axes_token = _INPUT_SPATIAL_AXES.set(spatial_axes)
         try:
             return rule(operation, input_shapes, output_shapes)
         except Unsupported:
@@ -312,6 +339,7 @@ class Registry:
             ) from exc
         finally:
             _DISPATCHING.reset(token)
+            _INPUT_SPATIAL_AXES.reset(axes_token)
 
     # -- listing ----------------------------------------------------------------------------
     def supported(self) -> list[LayerSupport]:

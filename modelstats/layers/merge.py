@@ -6,7 +6,7 @@ import keras
 
 from modelstats.formulas import numel
 from modelstats.geometry import BREAKS, IDENTITY, Geometry
-from modelstats.registry import Cost, RuleSet, ZERO
+from modelstats.registry import Cost, RuleSet, ZERO, input_spatial_axes
 
 L = keras.layers
 RULES = RuleSet()
@@ -35,9 +35,11 @@ def dot_cost(layer, input_shapes, output_shapes) -> Cost:
 
 
 def concatenate_geometry(layer, input_shapes, output_shapes) -> Geometry:
-    rank = len(output_shapes[0])
-    on_channels = layer.axis in (-1, rank)  # axis counted with the batch dimension
-    return IDENTITY if on_channels else BREAKS
+    rank = len(output_shapes[0]) + 1  # with the batch axis, as layer.axis counts
+    axis = layer.axis % rank
+    # Positions are kept when the joined axis is the channel axis (not a spatial one, whatever
+    # the layout): channels_first models join on axis 1.
+    return BREAKS if axis == 0 or axis in input_spatial_axes(rank) else IDENTITY
 
 
 for cls in (L.Add, L.Subtract, L.Multiply, L.Maximum, L.Minimum):

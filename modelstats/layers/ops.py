@@ -18,7 +18,7 @@ from modelstats.adapters import call_arguments_of, is_static_argument
 from modelstats.formulas import einsum_macs, numel
 from modelstats.geometry import BREAKS, GLOBAL, IDENTITY, Geometry, Window
 from modelstats.layers._common import ACTIVATION_FLOPS, elementwise
-from modelstats.registry import Cost, RuleSet, ZERO
+from modelstats.registry import Cost, RuleSet, ZERO, input_spatial_axes
 
 RULES = RuleSet()
 
@@ -60,16 +60,16 @@ def reduction_geometry(op, input_shapes, output_shapes) -> Geometry:
     if axis is None:
         return GLOBAL
     axes = {a % rank for a in (axis if isinstance(axis, (tuple, list)) else (axis,))}
-    return IDENTITY if axes == {rank - 1} else GLOBAL
+    return GLOBAL if axes & set(_spatial_axes(rank)) or 0 in axes else IDENTITY
 
 
 # -- copies that index: which axes they touch --------------------------------------------------
-# keras.ops work on channels-last tensors here: axis 0 is the batch, the last the channels, the
-# ones between are spatial (as for reductions above).
+# Axis 0 is the batch; which of the others are spatial follows the layout the graph records.
 
-def _spatial_axes(rank: int) -> range:
-    """Axes (counted with the batch) that are spatial in a channels-last tensor of ``rank``."""
-    return range(1, rank - 1)
+def _spatial_axes(rank: int) -> tuple[int, ...]:
+    """Axes (counted with the batch) that are spatial in the call's input of ``rank``: from
+    the layout the graph records (channels last unless the layers around say otherwise)."""
+    return input_spatial_axes(rank)
 
 
 def axis_geometry(op, input_shapes, output_shapes) -> Geometry:

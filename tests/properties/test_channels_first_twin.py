@@ -11,17 +11,15 @@ centre and two random positions (spatial coordinates: the same in both twins).
 
 Nothing is run, so this is cheap: only building and analysing two models per example.
 
-Known gaps: rules that still assume the channels are the last axis (see :func:`known_gap`) make
-the channels_first twin disagree; those specs are skipped by the property and each gap is
-pinned by a strict ``xfail`` below, which starts failing (XPASS) once modelstats is fixed: then
-drop the gap from :func:`known_gap`.
+This property found rules that assumed the channels are the last axis (Concatenate(axis=1),
+``keras.ops.take``/``split`` along axis 1, GetItem crops of a channels_first tensor); their
+smallest specs are kept as regression tests (:data:`FOUND_SPECS`).
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -35,30 +33,6 @@ from tests.properties.strategies import NotExpressible, build, geometry_specs
 FIRST, LAST = "channels_first", "channels_last"
 RF_COLUMNS_PREFIX = "rf_"
 COST_COLUMNS = ["params", "macs", "flops", "activations", "status"]
-
-
-def known_gap(spec) -> Optional[str]:
-    """Why modelstats is known to answer differently on the channels_first twin, or None.
-
-    - ``Concatenate(axis=1)`` (``branch``/``twin`` merged by concat): the Concatenate rule
-      calls only axis -1 the channel axis; on axis 1 the field breaks.
-    - ``keras.ops.take`` / ``split`` along axis 1 (``chslice``): the ops rules count axes
-      1..rank-2 as spatial (channels last); axis 1 is "spatial" and the field breaks.
-    - ``x[:, :, a::s]`` (``getcrop`` other than ``0::1``): the GetItem rule reads the crop of
-      the channel axis as the first spatial axis and that of the first spatial axis as the
-      second (2-D) or drops it (1-D). (``x[:, :c]`` passes only because a channel slice from 0
-      looks like an identity crop.)
-    """
-    _, _, blocks = spec
-    for block in blocks:
-        kind = block[0]
-        if kind in ("branch", "twin") and block[1] == "concat":
-            return "Concatenate on axis 1"
-        if kind == "chslice" and block[1] in ("take", "split"):
-            return f"keras.ops.{block[1]} along axis 1"
-        if kind == "getcrop" and tuple(block[1:]) != (0, 1):
-            return "GetItem crop of a channels_first tensor"
-    return None
 
 
 def build_twins(spec):
@@ -177,10 +151,6 @@ def assert_twins_agree(spec, seed: int = 0, models=None):
 # More than the ci profile's default: nothing runs, an example is two builds (~0.1 s).
 @settings(max_examples=max(40, settings.default.max_examples))
 def test_channels_first_twin_agrees(spec, seed):
-    gap = known_gap(spec)
-    if gap is not None:
-        event(f"skipped, known gap: {gap}")
-        assume(False)
     if all(block[0] == "getcrop" for block in spec[2]):
         # Only x[:, a::s] calls: no layer says where the channels are, and modelstats takes a
         # layout nothing declares to be channels_last (documented), so there is no twin.
@@ -202,8 +172,8 @@ def test_channels_first_twin_agrees(spec, seed):
     assert_twins_agree(spec, seed, models)
 
 
-# Each known gap on its smallest spec: strict, so a fix in modelstats shows up as XPASS.
-GAP_SPECS = [
+# What this property found (rules assuming channels last), each on its smallest spec.
+FOUND_SPECS = [
     pytest.param((2, 12, [("branch", "concat", 3, 3, 1)]), id="branch-concat-axis1"),
     pytest.param((1, 20, [("twin", "concat", 1, (((2,), (1,)), ((4,), (1,))))]),
                  id="twin-concat-axis1"),
@@ -216,20 +186,9 @@ GAP_SPECS = [
 ]
 
 
-@pytest.mark.parametrize("spec", GAP_SPECS)
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="modelstats rules that assume channels last (see known_gap)")
-def test_known_gap(spec):
+@pytest.mark.parametrize("spec", FOUND_SPECS)
+def test_found_specs_agree(spec):
     assert_twins_agree(spec)
-
-
-def test_known_gap_flags_only_the_gaps():
-    for param in GAP_SPECS:
-        (spec,) = param.values
-        assert known_gap(spec) is not None, param.id
-    assert known_gap((2, 16, [("chslice", "getitem", 3), ("getcrop", 0, 1),
-                              ("twin", "add", 1, (((1,), (1,)), ((1,), (1,))))])) is None
-    assert known_gap((2, 16, [("branch", "add", 1, 1, 1), ("getcrop", 0, 2)])) is not None
 
 
 def test_channels_first_twin_of_a_1d_crop_does_not_exist():
