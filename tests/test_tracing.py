@@ -169,3 +169,12 @@ def test_work_folded_into_the_leading_axis_is_counted_per_sample(keras):
     assert table.loc["win/dense", "activations"] == 8 * 3
     report = _quiet(modelstats.analyze, model, batch_size=4)
     assert report.totals["macs"] == 4 * 120
+
+
+def test_a_hand_written_dense_layer_keeps_positions(keras):
+    """ops.matmul(x, kernel) with a weight matrix mixes the channels of each position only:
+    after a 3x3 conv the field stays 3x3 (a product of two tensors would be global)."""
+    x = keras.Input((8, 8, 3), name="image")
+    y = Affine(4, name="affine")(keras.layers.Conv2D(5, 3, name="conv")(x))
+    rf = modelstats.receptive_field(keras.Model(x, y), "affine/add")
+    assert rf.status == "spatial" and rf.size == (3, 3)

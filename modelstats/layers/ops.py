@@ -188,6 +188,16 @@ def matmul_cost(op, input_shapes, output_shapes) -> Cost:
     return Cost(macs=numel(output_shapes[0]) * contracted)
 
 
+def matmul_geometry(op, input_shapes, output_shapes) -> Geometry:
+    """``x @ W`` with a weight matrix W (a hand-written dense layer: one tensor input, the
+    other operand a variable) mixes only the channels of each position; a product of two
+    tensors (attention scores) mixes positions."""
+    args = call_arguments_of(op)
+    weight = args is not None and len(args) == 2 and len(input_shapes) == 1 \
+        and len(getattr(args[1], "shape", ())) == 2 and not hasattr(args[1], "_keras_history")
+    return IDENTITY if weight else GLOBAL
+
+
 def einsum_cost(op, input_shapes, output_shapes) -> Cost:
     if len(input_shapes) != 2:
         return Cost(macs=numel(output_shapes[0]))
@@ -216,7 +226,7 @@ _register(core_ops, ("Slice",), cost=ZERO, geometry=slice_geometry)
 _register(numpy_ops, ("Pad",), cost=ZERO, geometry=pad_geometry)
 _register(numpy_ops, _REDUCTIONS, cost=reduction_cost, geometry=reduction_geometry)
 _register(math_ops, ("Logsumexp",), cost=elementwise(3, of="input"), geometry=GLOBAL)
-_register(numpy_ops, ("Matmul",), cost=matmul_cost, geometry=GLOBAL)
+_register(numpy_ops, ("Matmul",), cost=matmul_cost, geometry=matmul_geometry)
 _register(numpy_ops, ("Einsum",), cost=einsum_cost, geometry=GLOBAL)
 
 # Activation operations: ops.relu, ops.sigmoid, ... per the activation table.
