@@ -64,7 +64,10 @@ def test_worked_example_end_to_end(tmp_path, capsys):
     top_lines = printed.split("Top 10 layers by FLOPs:")[1].strip().splitlines()[:10]
     assert [(line.split()[0], int(line.split()[2].replace(",", ""))) for line in top_lines] == (
         PUBLISHED_TOP10)
-    for name in ("layers.csv", "report.md", "report.json", "cost_per_layer.png",
+    # the frozen base holds all but the head's 12,800 MACs (1,280 features x 10 classes)
+    base = [line for line in printed.splitlines() if line.strip().startswith("mobilenetv2_1.00_224")]
+    assert len(base) == 1 and "299,494,272 MACs" in base[0] and "2,257,984 params" in base[0]
+    for name in ("layers.csv", "blocks.csv", "report.md", "report.json", "cost_per_layer.png",
                  "receptive_field.png", "published_vs_exact.csv"):
         assert (tmp_path / name).stat().st_size > 0
     assert json.loads((tmp_path / "report.json").read_text())["totals"]["params"] == 2_270_794
