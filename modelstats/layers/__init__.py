@@ -14,6 +14,7 @@ from modelstats.layers import (
     nested,
     norm,
     ops,
+    ops_extra,
     pooling,
     recurrent,
     reshaping,
@@ -22,7 +23,7 @@ from modelstats.layers import (
 #: Every built-in rule, family by family.
 BUILTIN_RULES = tuple(
     rule
-    for family in (applications, attention, conv, core, merge, nested, norm, ops, pooling,
-                   recurrent, reshaping)
+    for family in (applications, attention, conv, core, merge, nested, norm, ops, ops_extra,
+                   pooling, recurrent, reshaping)
     for rule in family.RULES
 )
