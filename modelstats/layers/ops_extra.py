@@ -95,15 +95,9 @@ def _padding(op) -> str:
 # -- convolutions (nn.Conv, DepthwiseConv, SeparableConv, ConvTranspose) --------------------------
 
 def op_conv_cost(op, input_shapes, output_shapes) -> Cost:
-    # kernel (*k, c_in / groups, c_out): output positions * taps * (c_in / groups) * c_out MACs;
-    # the grouping is in the kernel's shape. No bias (ops.conv adds none).
-    kernel = _operand(op, input_shapes, 1, "kernel")
-    spatial_out, _ = split_channels(_layout(op), output_shapes[0])
-    return Cost(macs=numel(spatial_out) * numel(kernel))
-
-
-def op_depthwise_cost(op, input_shapes, output_shapes) -> Cost:
-    # kernel (*k, c_in, multiplier): output positions * taps * c_in * multiplier MACs.
+    # One MAC per kernel entry at every output position. ops.conv's kernel is
+    # (*k, c_in / groups, c_out): taps * (c_in / groups) * c_out, the grouping in its shape;
+    # ops.depthwise_conv's is (*k, c_in, multiplier). No bias (the ops add none).
     kernel = _operand(op, input_shapes, 1, "kernel")
     spatial_out, _ = split_channels(_layout(op), output_shapes[0])
     return Cost(macs=numel(spatial_out) * numel(kernel))
@@ -405,7 +399,7 @@ def _opaque(module, names, reason: str):
 
 # nn
 _register(nn_ops, ("Conv",), cost=op_conv_cost, geometry=op_conv_geometry, foldable=True)
-_register(nn_ops, ("DepthwiseConv",), cost=op_depthwise_cost, geometry=op_conv_geometry,
+_register(nn_ops, ("DepthwiseConv",), cost=op_conv_cost, geometry=op_conv_geometry,
           foldable=True)
 _register(nn_ops, ("SeparableConv",), cost=op_separable_cost, geometry=op_conv_geometry,
           foldable=True)
