@@ -205,6 +205,9 @@ class Registry:
         self._builtin: dict[type, Rule] = {}
         self._user: dict[type, Rule] = {}
         self._aliases: dict[type, type] = {}
+        # (class, attribute) -> what _find resolved; emptied by every registration. An analysis
+        # asks several times per node, and walking the MRO each time was its largest cost.
+        self._found: dict[tuple[type, str], tuple[Any, Optional[str]]] = {}
         for rule in builtin:
             self.add_builtin(rule)
 
@@ -224,20 +227,24 @@ class Registry:
         if cost is not None and not (cost is ZERO or callable(cost)):
             raise TypeError(f"cost= must be ZERO or a callable, not {cost!r}.")
         self._user[cls] = _merge(self._user.get(cls), Rule(cls, cost, geometry, foldable))
+        self._found.clear()
 
     def mark_unsupported(self, cls: type, reason: str) -> None:
         """Declare ``cls`` deliberately opaque: unsupported (with ``reason``) unless a rule is
         registered for it afterwards."""
         self._user[cls] = Rule(cls, unsupported=reason)
+        self._found.clear()
 
     def add_builtin(self, rule: Rule) -> None:
         """Add a built-in rule (a user's rule for the same class still wins)."""
         self._builtin[rule.cls] = _merge(self._builtin.get(rule.cls), rule)
+        self._found.clear()
 
     def alias(self, foreign: type, target: type) -> None:
         """Resolve ``foreign`` (e.g. ``tf_keras.layers.Conv2D``) with the rules of ``target``
         when nothing on its own MRO has a rule."""
         self._aliases[foreign] = target
+        self._found.clear()
 
     def copy(self) -> "Registry":
         """An independent registry with the same rules (for tests and scoped registrations)."""
@@ -251,6 +258,12 @@ class Registry:
     def _find(self, cls: type, attribute: str) -> tuple[Any, Optional[str]]:
         """(rule, None) for the first class on the MRO with ``attribute`` set, or (None,
         reason) when an opaque class comes first or nothing is found."""
+        key = (cls, attribute)
+        if key not in self._found:
+            self._found[key] = self._resolve(cls, attribute)
+        return self._found[key]
+
+    def _resolve(self, cls: type, attribute: str) -> tuple[Any, Optional[str]]:
         for klass in cls.__mro__:
             for table in (self._user, self._builtin):
                 rule = table.get(klass)
