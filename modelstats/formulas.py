@@ -24,7 +24,30 @@ __all__ = [
     "gru_step_macs",
     "attention_macs",
     "numel",
+    "dim_size",
 ]
+
+
+def dim_size(dim):
+    """One dimension as an ``int``; a symbolic size (a sympy expression) is kept as it is, so
+    the formulas here give exact sympy formulas of the input size (``count_flops(model,
+    input_shape=("H", "W", 3))``).
+
+    >>> dim_size(7), type(dim_size(7.0))
+    (7, <class 'int'>)
+    """
+    # sympy expressions carry free_symbols; any other dimension (numpy or TF integers) is
+    # made a Python int, as every formula did before symbolic sizes.
+    return dim if hasattr(dim, "free_symbols") else int(dim)
+
+
+def _larger(a, b):
+    """``max(a, b)``, also when a size is symbolic (then a sympy ``Max``)."""
+    if hasattr(a, "free_symbols") or hasattr(b, "free_symbols"):
+        import sympy
+
+        return sympy.Max(a, b)
+    return max(a, b)
 
 
 def numel(shape: Sequence[int]) -> int:
@@ -33,7 +56,7 @@ def numel(shape: Sequence[int]) -> int:
     >>> numel((7, 7, 1280))
     62720
     """
-    return math.prod(int(d) for d in shape)
+    return math.prod(dim_size(d) for d in shape)
 
 
 def effective_kernel(kernel: int, dilation: int = 1) -> int:
@@ -131,7 +154,7 @@ def dense_macs(input_shape: Sequence[int], units: int) -> int:
     >>> dense_macs((5, 7, 16), 4)  # 35 positions * 16 * 4
     2240
     """
-    return numel(input_shape[:-1]) * int(input_shape[-1]) * units
+    return numel(input_shape[:-1]) * dim_size(input_shape[-1]) * units
 
 
 def einsum_macs(equation: str, operand_shapes: Sequence[Sequence[int]]) -> int:
@@ -149,11 +172,11 @@ def einsum_macs(equation: str, operand_shapes: Sequence[Sequence[int]]) -> int:
     sizes: dict[str, int] = {}
     ellipsis = 1
     for spec, shape in zip(inputs, operand_shapes):
-        shape = tuple(int(d) for d in shape)
+        shape = tuple(dim_size(d) for d in shape)
         if "..." in spec:
             explicit = spec.replace("...", "")
             head = len(shape) - len(explicit)
-            ellipsis = max(ellipsis, numel(shape[:head]))
+            ellipsis = _larger(ellipsis, numel(shape[:head]))
             shape = shape[head:]
             spec = explicit
         for letter, dim in zip(spec, shape):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from modelstats.formulas import numel, same_padding
+from modelstats.formulas import dim_size, numel, same_padding
 from modelstats.geometry import Window
 from modelstats.registry import Cost, Unsupported
 
@@ -67,8 +67,8 @@ def channels_last(layer) -> bool:
 def split_channels(layer, shape: tuple) -> tuple[tuple, int]:
     """(spatial dims, channels) of a shape without batch, honouring ``data_format``."""
     if channels_last(layer):
-        return tuple(shape[:-1]), int(shape[-1])
-    return tuple(shape[1:]), int(shape[0])
+        return tuple(shape[:-1]), dim_size(shape[-1])
+    return tuple(shape[1:]), dim_size(shape[0])
 
 
 def as_tuple(value, rank: int) -> tuple:

@@ -7,7 +7,7 @@ import math
 
 import keras
 
-from modelstats.formulas import dense_macs, einsum_macs, numel
+from modelstats.formulas import dense_macs, dim_size, einsum_macs, numel
 from modelstats.geometry import BREAKS, GLOBAL, IDENTITY, Geometry
 from modelstats.layers._common import ACTIVATION_FLOPS, activation_cost, elementwise
 from modelstats.registry import Cost, RuleSet
@@ -48,7 +48,7 @@ def einsum_dense_geometry(layer, input_shapes, output_shapes) -> Geometry:
 def embedding_cost(layer, input_shapes, output_shapes) -> Cost:
     if len(output_shapes[0]) == len(input_shapes[0]):
         # ReversibleEmbedding(reverse=True): logits = x @ embeddingsᵀ, a Dense without bias.
-        return Cost(macs=dense_macs(input_shapes[0], int(output_shapes[0][-1])))
+        return Cost(macs=dense_macs(input_shapes[0], dim_size(output_shapes[0][-1])))
     return Cost()  # a table lookup: no arithmetic
 
 
@@ -75,7 +75,7 @@ def _fft_flops(n: int) -> int:
 
 
 def stft_cost(layer, input_shapes, output_shapes) -> Cost:
-    frames = int(output_shapes[0][0])
+    frames = dim_size(output_shapes[0][0])
     n = layer.fft_length or 2 ** math.ceil(math.log2(layer.frame_length))
     bins = n // 2 + 1
     per_frame = layer.frame_length + _fft_flops(n) + 3 * bins  # window, FFT, |z|^2

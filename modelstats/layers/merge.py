@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from modelstats.formulas import numel
+from modelstats.formulas import dim_size, numel
 from modelstats.geometry import BREAKS, IDENTITY, Geometry
 from modelstats.registry import Cost, RuleSet, ZERO, input_spatial_axes
 
@@ -27,7 +27,7 @@ def dot_cost(layer, input_shapes, output_shapes) -> Cost:
     # normalize=True, an L2 normalisation (square, add, divide: 3/element) of both inputs first.
     axes = layer.axes if isinstance(layer.axes, (list, tuple)) else (layer.axes, layer.axes)
     first = input_shapes[0]
-    contracted = int(first[axes[0] - 1 if axes[0] > 0 else axes[0]])
+    contracted = dim_size(first[axes[0] - 1 if axes[0] > 0 else axes[0]])
     cost = Cost(macs=numel(output_shapes[0]) * contracted)
     if layer.normalize:
         cost += Cost(elementwise=3 * sum(numel(s) for s in input_shapes))

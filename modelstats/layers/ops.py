@@ -15,7 +15,7 @@ import keras.src.ops.nn as nn_ops
 import keras.src.ops.numpy as numpy_ops
 
 from modelstats.adapters import call_arguments_of, is_static_argument
-from modelstats.formulas import einsum_macs, numel
+from modelstats.formulas import dim_size, einsum_macs, numel
 from modelstats.geometry import BREAKS, GLOBAL, IDENTITY, Geometry, Window
 from modelstats.layers._common import ACTIVATION_FLOPS, elementwise
 from modelstats.registry import Cost, RuleSet, ZERO, input_spatial_axes
@@ -184,7 +184,7 @@ def _broadcast_pad(pad_width, rank: int) -> list:
 def matmul_cost(op, input_shapes, output_shapes) -> Cost:
     # Batched matmul: one MAC per output element per contracted position.
     a = input_shapes[0]
-    contracted = int(a[-1]) if len(a) else 1
+    contracted = dim_size(a[-1]) if len(a) else 1
     return Cost(macs=numel(output_shapes[0]) * contracted)
 
 
