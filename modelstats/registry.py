@@ -47,24 +47,31 @@ class Cost:
     bias: bias additions (1 FLOP each).
     elementwise: other elementwise FLOPs (activations, pooling, merges, softmax, ...).
     norm: batch-norm style affine work that can be folded into a preceding conv.
+    state_macs: the part of ``macs`` that multiplies a weight by state the call computes
+        itself (a recurrent layer's ``h U``); its input gradient is needed whenever the
+        call trains or its input needs a gradient, not only in the latter case.
+    pair_macs: the part of ``macs`` that multiplies two activations (attention scores and
+        the weighted sum of values); the backward pass computes one product per operand.
+
+    The rest of ``macs`` multiplies the call's input by a weight (a convolution, a Dense),
+    or, for a call that reads no weight, its inputs by each other or by constants.
     """
 
     macs: int = 0
     bias: int = 0
     elementwise: int = 0
     norm: int = 0
+    state_macs: int = 0
+    pair_macs: int = 0
 
     def __add__(self, other: "Cost") -> "Cost":
-        return Cost(
-            self.macs + other.macs,
-            self.bias + other.bias,
-            self.elementwise + other.elementwise,
-            self.norm + other.norm,
-        )
+        return Cost(self.macs + other.macs, self.bias + other.bias,
+                    self.elementwise + other.elementwise, self.norm + other.norm,
+                    self.state_macs + other.state_macs, self.pair_macs + other.pair_macs)
 
     def scaled(self, factor: int) -> "Cost":
         return Cost(self.macs * factor, self.bias * factor, self.elementwise * factor,
-                    self.norm * factor)
+                    self.norm * factor, self.state_macs * factor, self.pair_macs * factor)
 
 
 class _Marker:
@@ -196,7 +203,7 @@ class Registry:
     >>> registry = Registry()
     >>> registry.register(keras.layers.Dropout, cost=ZERO)
     >>> registry.cost(keras.layers.Dropout(0.5), [(4,)], [(4,)])
-    Cost(macs=0, bias=0, elementwise=0, norm=0)
+    Cost(macs=0, bias=0, elementwise=0, norm=0, state_macs=0, pair_macs=0)
     >>> registry.cost_rule(keras.layers.Dense) is None
     True
     """

@@ -25,14 +25,17 @@ multiply-accumulates of the two primitives that do them:
 Everything else (adds, bias, softmax, activations, ``mul``) is not a MAC and is ignored.
 Sub-computations are followed: ``jit``/``pjit``, ``closed_call``, ``remat``/``checkpoint``,
 ``custom_jvp_call`` and ``custom_vjp_call`` count their body once; ``scan`` counts its body
-``length`` times. ``cond`` (only one branch runs, and which one is data-dependent) and
-``while`` (unknown trip count) raise :class:`UnsupportedTrace`, as does any other primitive
-carrying a sub-jaxpr: the oracle never guesses.
+``length`` times; a ``cond`` whose branches all do the same MACs counts them once; the
+combiner of a ``scatter`` (an Embedding's gradient) is not a MAC. Any other
+``cond`` (only one branch runs, and which one is data-dependent) and ``while`` (unknown trip
+count) raise :class:`UnsupportedTrace`, as does any other primitive carrying a sub-jaxpr: the
+oracle never guesses.
 
 :func:`count_macs` and :func:`macs_by_primitive` are pure functions of a jaxpr (they do not
-even import JAX). :func:`forward_jaxpr` traces a model's inference call; later oracles can
-trace a training step the same way (``jax.make_jaxpr(jax.grad(loss))``) and count it with the
-same functions.
+even import JAX). :func:`forward_jaxpr` traces a model's inference call and
+:func:`training_jaxpr` the gradient of a training step (``jax.make_jaxpr(jax.grad(loss))``
+over the trainable variables), counted with the same functions (``--training`` on the command
+line).
 
 The Keras backend is fixed by the first ``import keras`` in a process, and the test process
 runs TensorFlow, so models are traced in a subprocess: :func:`macs_in_subprocess` runs this
@@ -68,6 +71,7 @@ __all__ = [
     "dot_general_macs",
     "conv_general_dilated_macs",
     "forward_jaxpr",
+    "training_jaxpr",
     "build_abstract",
     "trace_builder",
     "macs_in_subprocess",
@@ -203,6 +207,11 @@ def _accumulate(jaxpr: Any, factor: int, macs: Counter, calls: Counter) -> None:
             _accumulate(eqn.params[_CALLED_ONCE[name]], factor, macs, calls)
         elif name == "scan":
             _accumulate(eqn.params["jaxpr"], factor * int(eqn.params["length"]), macs, calls)
+        elif name.startswith("scatter"):
+            continue  # its sub-jaxpr combines each update into place (add, max, ...): no MAC
+        elif name == "cond" and _same_in_every_branch(eqn.params["branches"]):
+            # Whichever branch runs, it does the same MACs (e.g. none: Keras' RNN masking)
+            _accumulate(eqn.params["branches"][0], factor, macs, calls)
         elif name in ("cond", "while"):
             raise UnsupportedTrace(
                 f"'{name}' in the trace: its MACs depend on run-time data (which branch, how "
@@ -213,6 +222,11 @@ def _accumulate(jaxpr: Any, factor: int, macs: Counter, calls: Counter) -> None:
                 f"Primitive '{name}' carries a sub-jaxpr the oracle does not know how to count; "
                 f"add it to _CALLED_ONCE (or handle it) in {__name__}."
             )
+
+
+def _same_in_every_branch(branches: Sequence[Any]) -> bool:
+    counted = [macs_by_primitive(branch) for branch in branches]
+    return all(c == counted[0] for c in counted[1:])
 
 
 def macs_by_primitive(jaxpr: Any) -> tuple[dict, dict]:
@@ -250,11 +264,33 @@ def forward_jaxpr(model: Any, batch_size: int = 1,
     model's own structure (``model.input``: a dict for keras-hub's text backbones).
     """
     import jax
+
+    inputs = _abstract_inputs(model, batch_size, input_specs)
+
+    def forward(trainable, non_trainable, inputs):
+        outputs, _ = model.stateless_call(trainable, non_trainable, inputs, training=False)
+        return outputs
+
+    return jax.make_jaxpr(forward)(
+        _abstract(model.trainable_variables), _abstract(model.non_trainable_variables), inputs
+    )
+
+
+def _abstract(variables: Sequence[Any]) -> list:
+    import jax
+
+    return [jax.ShapeDtypeStruct(tuple(v.shape), v.dtype) for v in variables]
+
+
+def _abstract_inputs(model: Any, batch_size: int,
+                     input_specs: Sequence[tuple[Sequence[int], str]] | None) -> Any:
+    """Abstract inputs of ``batch_size`` samples, in the model's own input structure."""
+    import jax
     import keras
 
     if keras.backend.backend() != "jax":
         raise RuntimeError(
-            "forward_jaxpr needs KERAS_BACKEND=jax (set before the first import of keras). "
+            "The JAX oracle needs KERAS_BACKEND=jax (set before the first import of keras). "
             f"Received: the {keras.backend.backend()} backend."
         )
     if input_specs is not None and len(input_specs) != len(model.inputs):
@@ -276,19 +312,31 @@ def forward_jaxpr(model: Any, batch_size: int = 1,
         specs.append(jax.ShapeDtypeStruct((batch_size, *shape), dtype))
     if isinstance(model.input, dict):  # inputs by name (keras-hub's text backbones)
         by_tensor = {id(t): spec for t, spec in zip(model.inputs, specs)}
-        inputs = {key: by_tensor[id(t)] for key, t in model.input.items()}
-    else:
-        inputs = specs[0] if len(specs) == 1 else specs
+        return {key: by_tensor[id(t)] for key, t in model.input.items()}
+    return specs[0] if len(specs) == 1 else specs
 
-    def abstract(variables):
-        return [jax.ShapeDtypeStruct(tuple(v.shape), v.dtype) for v in variables]
 
-    def forward(trainable, non_trainable, inputs):
-        outputs, _ = model.stateless_call(trainable, non_trainable, inputs, training=False)
-        return outputs
+def training_jaxpr(model: Any, batch_size: int = 1,
+                   input_specs: Sequence[tuple[Sequence[int], str]] | None = None) -> Any:
+    """``jax.make_jaxpr`` of one training step's gradient: ``jax.grad`` of a loss over
+    ``model.stateless_call(..., training=True)`` with respect to the trainable variables.
 
-    return jax.make_jaxpr(forward)(
-        abstract(model.trainable_variables), abstract(model.non_trainable_variables), inputs
+    The loss is the sum of the outputs (a reduction, no MACs), so the trace holds the forward
+    pass in training mode and the backward pass JAX derives from it; frozen variables are
+    passed as non-trainable and get no gradient, and neither does the input. Shapes and
+    dtypes as in :func:`forward_jaxpr`.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    inputs = _abstract_inputs(model, batch_size, input_specs)
+
+    def loss(trainable, non_trainable, inputs):
+        outputs, _ = model.stateless_call(trainable, non_trainable, inputs, training=True)
+        return sum(jnp.sum(o.astype("float32")) for o in jax.tree_util.tree_leaves(outputs))
+
+    return jax.make_jaxpr(jax.grad(loss))(
+        _abstract(model.trainable_variables), _abstract(model.non_trainable_variables), inputs
     )
 
 
@@ -318,8 +366,9 @@ def resolve_builder(spec: str) -> Callable[[], Any]:
     return getattr(importlib.import_module(module_name), function)
 
 
-def trace_builder(spec: str, batch_size: int = 1) -> dict:
-    """Build the model named by ``spec`` and count the MACs of its forward trace.
+def trace_builder(spec: str, batch_size: int = 1, training: bool = False) -> dict:
+    """Build the model named by ``spec`` and count the MACs of its forward trace (of its
+    training step's gradient with ``training``).
 
     A builder with an ``input_specs`` attribute (``{input name: (shape, dtype)}``, see
     :mod:`tests.oracles.hub_models`) fixes the input shapes its model leaves unknown.
@@ -332,12 +381,13 @@ def trace_builder(spec: str, batch_size: int = 1) -> dict:
         from tests.oracles.hub_models import input_specs
 
         specs = input_specs(model, declared)
-    macs, calls = macs_by_primitive(forward_jaxpr(model, batch_size, specs))
+    trace = training_jaxpr if training else forward_jaxpr
+    macs, calls = macs_by_primitive(trace(model, batch_size, specs))
     return {"macs": sum(macs.values()), "by_primitive": macs, "calls": calls}
 
 
 def macs_in_subprocess(builders: Sequence[str], *, batch_size: int = 1,
-                       timeout: float = 600) -> dict:
+                       training: bool = False, timeout: float = 600) -> dict:
     """Trace every builder in ONE subprocess on the JAX backend (JAX starts slowly).
 
     Parameters
@@ -348,6 +398,9 @@ def macs_in_subprocess(builders: Sequence[str], *, batch_size: int = 1,
         Keras APIs only (so it builds on any backend).
     batch_size : int, default 1
         Samples per traced call (modelstats counts per sample).
+    training : bool, default False
+        Trace the gradient of a training step (:func:`training_jaxpr`) instead of the
+        inference call.
     timeout : float
         Seconds before the subprocess is killed.
 
@@ -367,7 +420,7 @@ def macs_in_subprocess(builders: Sequence[str], *, batch_size: int = 1,
         p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p
     )
     command = [sys.executable, "-m", "tests.oracles.jax_macs", "--batch-size", str(batch_size),
-               *builders]
+               *(["--training"] if training else []), *builders]
     done = subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True,
                           timeout=timeout)
     lines = [line for line in done.stdout.splitlines() if line.startswith(MARKER)]
@@ -385,8 +438,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("builders", nargs="+", help="module:function or a name in BUILDERS")
     parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--training", action="store_true",
+                        help="trace the gradient of a training step")
     args = parser.parse_args(argv)
-    results = {spec: trace_builder(spec, args.batch_size) for spec in args.builders}
+    results = {spec: trace_builder(spec, args.batch_size, args.training)
+               for spec in args.builders}
     print(MARKER + json.dumps(results, sort_keys=True))
     return 0
 
