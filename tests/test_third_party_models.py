@@ -38,23 +38,14 @@ REASON = "custom layers not traced yet (issue 14)"
 
 # Total MACs differ from the oracle's today (or counting raises), and why.
 MACS_NOT_YET = {
-    # CachedMultiHeadAttention(cache=...) is refused by Keras' symbolic call; PositionEmbedding
-    # computes its output from its weights alone (no symbolic tensor to trace)
-    "hub_gpt2",
     # RoPE tables: einsum("i,j->ij", positions, inverse_freq) runs on constants, eagerly, at
     # trace time (512 MACs the JAX trace sees, 0.04 %)
     "hub_llama",
-    # EinsumDense's output shape is frozen at build time (sequence None), so the reshapes
-    # traced after it keep a None
-    "hub_gemma",
-    # DeiTEncoderBlock returns (x, None): Keras refuses a None output of a symbolic call
-    "hub_deit",
-    # ReparameterizableConv2D calls its branch on a shape it was not built for
-    "kimm_repvgg_a0",
 }
-# Some node is still reported ``unsupported``: BERT's PositionEmbedding (an add, so its MACs
-# match) and the models above but Llama (every node traced; only the constant RoPE work lacks).
-UNSUPPORTED_NOT_YET = (MACS_NOT_YET - {"hub_llama"}) | {"hub_bert"}
+# Some node is still reported ``unsupported`` (none: Llama's nodes are all traced; only the
+# constant RoPE work lacks). GPT-2, DeiT, RepVGG, Gemma and BERT have calls that Keras symbolic
+# tensors refuse, counted from their TensorFlow graphs instead (modelstats.backend_trace).
+UNSUPPORTED_NOT_YET: set = set()
 
 LIVE_CHECK = "kimm_convnext_atto"  # cheap to trace, no keras-hub import in the JAX subprocess
 ABSTRACT_WEIGHTS = True

@@ -94,8 +94,8 @@ def test_a_call_that_cannot_be_traced_is_unsupported_with_the_reason(keras):
     import tensorflow as tf
 
     class RawTF(keras.layers.Layer):
-        def call(self, x):
-            return tf.nn.relu(tf.convert_to_tensor(x)) * 2.0  # TensorFlow code: not symbolic
+        def call(self, x):  # TensorFlow code: not symbolic; its TensorFlow graph has a Cumsum,
+            return tf.math.cumsum(tf.convert_to_tensor(x)) * 2.0  # which has no count either
 
     x = keras.Input((4,), name="x")
     model = keras.Model(x, RawTF(name="raw")(x))
@@ -103,6 +103,7 @@ def test_a_call_that_cannot_be_traced_is_unsupported_with_the_reason(keras):
         table = modelstats.count_flops(model)
     assert table.loc["raw", "status"] == "unsupported"
     assert "could not be traced" in table.loc["raw", "note"]
+    assert "Cumsum" in table.loc["raw", "note"]
 
 
 def test_an_unbuilt_subclassed_model_asks_for_input_shape():

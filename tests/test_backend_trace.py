@@ -1,0 +1,318 @@
+"""The backend fallback (modelstats/backend_trace.py): calls that Keras symbolic tensors refuse,
+counted from their TensorFlow graph (and, for the pure counter, from a jaxpr).
+
+Each layer below fails the symbolic trace for a reason met in real models (``tf.*`` code, an
+output computed from weights alone, a ``(x, None)`` output, a shape frozen at build time); the
+expected numbers are worked out in each test.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+import modelstats
+from modelstats.registry import Cost, Unsupported
+
+tf = pytest.importorskip("tensorflow")
+
+
+def _count(model, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", modelstats.UnsupportedLayerWarning)
+        return modelstats.count_flops(model, **kwargs)
+
+
+def _one_layer(keras, layer, shape, name="layer"):
+    x = keras.Input(shape, name="x")
+    return keras.Model(x, layer(x))
+
+
+@pytest.fixture(scope="module")
+def layers(keras):
+    """Layer classes whose calls refuse Keras symbolic tensors."""
+
+    class TfDense(keras.layers.Layer):
+        """tf.linalg.matmul on the layer's own kernel, tf.nn.bias_add of its bias."""
+
+        def __init__(self, units, **kwargs):
+            super().__init__(**kwargs)
+            self.units = units
+
+        def build(self, input_shape):
+            self.kernel = self.add_weight(shape=(input_shape[-1], self.units), name="kernel")
+            self.bias = self.add_weight(shape=(self.units,), initializer="zeros", name="bias")
+
+        def call(self, x):
+            return tf.nn.bias_add(tf.linalg.matmul(x, self.kernel), self.bias)
+
+    class TfConvs(keras.layers.Layer):
+        """tf.nn.conv2d (3x3, stride 2, 3 -> 4), depthwise 3x3, then a transposed 3x3 conv
+        back to 2 channels at stride 2."""
+
+        def build(self, input_shape):
+            self.kernel = self.add_weight(shape=(3, 3, 3, 4), name="kernel")
+            self.depthwise = self.add_weight(shape=(3, 3, 4, 1), name="depthwise")
+            self.transposed = self.add_weight(shape=(3, 3, 2, 4), name="transposed")
+
+        def call(self, x):
+            y = tf.nn.conv2d(x, self.kernel, strides=2, padding="SAME")
+            y = tf.nn.depthwise_conv2d(y, self.depthwise, strides=[1, 1, 1, 1], padding="SAME")
+            return tf.nn.conv2d_transpose(y, self.transposed, (1, 8, 8, 2), strides=2)
+
+    class Table(keras.layers.Layer):
+        """Its output is computed from its weights alone (a low-rank table a @ b, broadcast
+        over the batch): the symbolic trace gets no symbolic tensor back."""
+
+        def build(self, input_shape):
+            self.a = self.add_weight(shape=(4, 3), name="a")
+            self.b = self.add_weight(shape=(3, 5), name="b")
+
+        def call(self, x):
+            table = keras.ops.matmul(self.a, self.b)
+            return keras.ops.broadcast_to(table[None], (keras.ops.shape(x)[0], 4, 5))
+
+    class Pair(keras.layers.Layer):
+        """Returns (x, None), as keras-hub's DeiT blocks without attention scores."""
+
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.dense = keras.layers.Dense(3, name="dense")
+
+        def call(self, x):
+            return self.dense(x), None
+
+    class Encoder(keras.layers.Layer):
+        """Calls a Pair: Keras refuses the None output of a symbolic call."""
+
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.block = Pair(name="block")
+
+        def call(self, x):
+            y, _ = self.block(x)
+            return y
+
+    class Loop(keras.layers.Layer):
+        """h = tanh(h @ w), three times, in a tf.while_loop."""
+
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=(input_shape[-1], input_shape[-1]), name="w")
+
+        def call(self, x):
+            def body(i, h):
+                return i + 1, tf.tanh(tf.linalg.matmul(h, self.w))
+
+            return tf.while_loop(lambda i, h: i < 3, body, (tf.constant(0), x))[1]
+
+    class Doubling(keras.layers.Layer):
+        """Doubles x until it exceeds 10: how often depends on the data."""
+
+        def call(self, x):
+            return tf.while_loop(lambda h: tf.reduce_max(h) < 10.0, lambda h: h * 2.0, [x])[0]
+
+    class Frozen(keras.layers.Layer):
+        """An EinsumDense built on an unknown sequence length keeps it unknown in its
+        output, and a reshape to that output's shape bakes the None in (keras-hub Gemma)."""
+
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.proj = keras.layers.EinsumDense("btd,de->bte", output_shape=(None, 4),
+                                                 name="proj")
+
+        def build(self, input_shape):
+            self.proj.build((None, None, input_shape[-1]))
+
+        def call(self, x):
+            y = self.proj(x)
+            return keras.ops.reshape(y * 2.0, keras.ops.shape(y))
+
+    return {cls.__name__: cls for cls in (TfDense, TfConvs, Table, Encoder, Loop, Doubling,
+                                          Frozen)}
+
+
+def test_a_tf_matmul_layer_is_traced_exactly(keras, layers):
+    """6 tokens x 5 features @ kernel (5, 7): 6*5*7 = 210 MACs; bias_add 6*7 = 42 adds."""
+    model = _one_layer(keras, layers["TfDense"](7, name="dense"), (6, 5))
+    report = modelstats.analyze(model)
+    row = report.layers.loc["dense"]
+    assert row["status"] == "traced"
+    assert row["note"].startswith("counted from the TensorFlow graph of its call; its trace on "
+                                  "Keras symbolic tensors failed (ValueError: A KerasTensor")
+    assert (row["macs"], row["flops"], row["params"]) == (210, 2 * 210 + 42, 5 * 7 + 7)
+    assert row["output_shape"] == [[6, 7]]
+    # a traced row is counted: the totals are whole and no block is partial
+    assert report.totals["macs"] == 210 and not report.totals["partial"]
+    assert report.totals["unsupported"] == []
+    assert report.by_block().loc["dense", "unsupported"] == 0
+
+
+def test_tf_convolutions_are_counted_over_their_positions(keras, layers):
+    """8x8x3 image. conv 3x3 stride 2 "same" -> 4x4x4: 16 * 9 * 3 * 4 = 1,728 MACs; depthwise
+    3x3 on 4x4x4: 16 * 9 * 4 = 576; transposed 3x3 stride 2 from 4x4x4 to 8x8x2, over its
+    input positions (as Conv2DTranspose's rule): 16 * 9 * 4 * 2 = 1,152."""
+    table = _count(_one_layer(keras, layers["TfConvs"](name="convs"), (8, 8, 3)))
+    assert table.loc["convs", "macs"] == 1_728 + 576 + 1_152
+    assert table.loc["convs", "flops"] == 2 * (1_728 + 576 + 1_152)
+    assert table.loc["convs", "output_shape"] == [[8, 8, 2]]
+
+
+def test_an_output_computed_from_weights_alone(keras, layers):
+    """a (4, 3) @ b (3, 5): 4*5*3 = 60 MACs, whatever the input."""
+    table = _count(_one_layer(keras, layers["Table"](name="table"), (2,)))
+    assert table.loc["table", "status"] == "traced"
+    assert table.loc["table", "macs"] == 60
+    assert table.loc["table", "params"] == 4 * 3 + 3 * 5
+
+
+def test_a_block_returning_none_is_counted_through_its_caller(keras, layers):
+    """The encoder's Dense(3) on 4 x 5: 4*5*3 = 60 MACs and 4*3 = 12 bias adds (Keras' Dense
+    adds its bias with an add of a weight: a bias add in the trace as in the Dense rule)."""
+    table = _count(_one_layer(keras, layers["Encoder"](name="encoder"), (4, 5)))
+    assert table.loc["encoder", "status"] == "traced"
+    assert (table.loc["encoder", "macs"], table.loc["encoder", "flops"]) == (60, 2 * 60 + 12)
+    macs_only = modelstats.count_flops(_one_layer(keras, layers["Encoder"](), (4, 5)),
+                                       convention="macs_only")
+    assert int(macs_only["flops"].sum()) == 2 * 60
+
+
+def test_a_loop_with_a_static_trip_count(keras, layers):
+    """Three steps of tanh((4, 8) @ (8, 8)): 3 * 4*8*8 = 768 MACs. FLOPs: 2 * 768, tanh
+    3 * 32 = 96, the two counters' increments (TensorFlow's and the loop's) 3 * 2 = 6, and
+    the condition i < 3 evaluated 4 times."""
+    table = _count(_one_layer(keras, layers["Loop"](name="loop"), (4, 8)))
+    assert table.loc["loop", "macs"] == 768
+    assert table.loc["loop", "flops"] == 2 * 768 + 96 + 6 + 4
+
+
+def test_what_cannot_be_counted_stays_unsupported_with_the_reason(keras, layers):
+    model = _one_layer(keras, layers["Doubling"](name="doubling"), (4,))
+    with pytest.warns(modelstats.UnsupportedLayerWarning, match="Doubling"):
+        table = modelstats.count_flops(model)
+    assert table.loc["doubling", "status"] == "unsupported"
+    note = table.loc["doubling", "note"]
+    assert "could not be traced on symbolic inputs" in note
+    assert "has no static trip count" in note
+    with pytest.raises(modelstats.UnsupportedLayerError, match="Doubling"):
+        modelstats.count_flops(model, strict=True)
+
+
+def test_strict_accepts_traced_rows(keras, layers):
+    table = modelstats.count_flops(_one_layer(keras, layers["TfDense"](3, name="d"), (5,)),
+                                   strict=True)
+    assert table.loc["d", "status"] == "traced" and table.loc["d", "macs"] == 15
+
+
+def test_a_node_kept_whole_falls_back_as_well(keras, layers):
+    """expand_nested=False keeps the Encoder whole without tracing it: the same count."""
+    model = _one_layer(keras, layers["Encoder"](name="encoder"), (4, 5))
+    whole = _count(model, expand_nested=False)
+    assert whole.loc["encoder", "status"] == "traced"
+    assert whole.loc["encoder", "macs"] == 60
+
+
+def test_a_trace_leaving_sizes_unknown_is_kept_whole(keras, layers):
+    """Traced symbolically, Frozen's reshape keeps the sequence unknown though input_shape
+    fixes it to 6: the layer is one node, counted from its TensorFlow graph: the projection
+    6 * 5 * 4 = 120 MACs, the doubling 6 * 4 = 24 FLOPs."""
+    x = keras.Input((None, 5), name="x")
+    model = keras.Model(x, layers["Frozen"](name="frozen")(x))
+    table = _count(model, input_shape=(6, 5))
+    assert list(table.index) == ["x", "frozen"]
+    assert table.loc["frozen", "status"] == "traced"
+    assert "its trace leaves sizes unknown" in table.loc["frozen", "note"]
+    assert (table.loc["frozen", "macs"], table.loc["frozen", "flops"]) == (120, 2 * 120 + 24)
+    assert table.loc["frozen", "params"] == 5 * 4
+
+
+def test_training_splits_products_by_what_they_multiply(keras, layers):
+    """The traced dense reads the model input (no gradient) by a trainable kernel: no input
+    gradient, a weight gradient of its 210 forward MACs."""
+    model = _one_layer(keras, layers["TfDense"](7, name="dense"), (6, 5))
+    table = modelstats.count_flops(model, training=True)
+    assert (table.loc["dense", "bwd_input_macs"], table.loc["dense", "bwd_weight_macs"]) == \
+        (0, 210)
+
+
+def test_the_tensorflow_counter_splits_plain_state_and_pair_products():
+    """x (4, 5): q = x Wq and k = x Wk are input x weight (2 * 4*5*3 = 120 plain MACs);
+    q kᵀ multiplies two activations (4*4*3 = 48 pair MACs); (q kᵀ) Wo multiplies a weight by
+    what the call computed from weights (4*4*2 = 32 state MACs)."""
+    from modelstats.backend_trace import count_tf_graph
+
+    def attention(x, wq, wk, wo):
+        q, k = tf.linalg.matmul(x, wq), tf.linalg.matmul(x, wk)
+        return tf.linalg.matmul(tf.linalg.matmul(q, k, transpose_b=True), wo)
+
+    specs = [tf.TensorSpec(s) for s in ((4, 5), (5, 3), (5, 3), (4, 2))]
+    graph = tf.function(attention, autograph=False).get_concrete_function(*specs).graph
+    assert count_tf_graph(graph, [1, 2, 2, 2]) == Cost(macs=120 + 48 + 32, state_macs=32,
+                                                       pair_macs=48)
+
+
+def test_the_tensorflow_counter_follows_called_functions_and_branches():
+    """A nested tf.function (a PartitionedCall) does (2, 3) @ (3, 4): 24 MACs; the sum reads
+    its 8 elements, the test is 1 compare; either branch does 8 FLOPs, so one is counted.
+    Branches that cost differently (8 FLOPs or a 16-MAC product) cannot be counted."""
+    from modelstats.backend_trace import count_tf_graph
+
+    @tf.function(autograph=False)
+    def project(x, w):
+        return tf.linalg.matmul(x, w)
+
+    def even(x, w):
+        y = project(x, w)
+        return tf.cond(tf.reduce_sum(y) > 0, lambda: y * 2.0, lambda: y + 1.0)
+
+    def uneven(x, w):
+        y = project(x, w)
+        return tf.cond(tf.reduce_sum(y) > 0, lambda: y * 2.0,
+                       lambda: tf.linalg.matmul(y, y, transpose_b=True)[:, :1] + y)
+
+    specs = tf.TensorSpec((2, 3)), tf.TensorSpec((3, 4))
+    graph = tf.function(even, autograph=False).get_concrete_function(*specs).graph
+    assert count_tf_graph(graph, [1, 2]) == Cost(macs=24, elementwise=8 + 1 + 8)
+    graph = tf.function(uneven, autograph=False).get_concrete_function(*specs).graph
+    with pytest.raises(Unsupported, match="branches of different costs"):
+        count_tf_graph(graph, [1, 2])
+
+
+def test_the_jax_counter():
+    """scan of 3 steps of (2, 4) @ (4, 4): 3 * 2*4*4 = 96 MACs; the attention products split
+    as TensorFlow's; a 3x3 conv 6x6x2 -> 4x4x5
+    "valid": 16 * 9 * 2 * 5 = 1,440; its transpose at stride 2 from 4x4x5 back to 2 channels
+    over input positions: 16 * 9 * 5 * 2 = 1,440; a while loop has no static trip count."""
+    jax = pytest.importorskip("jax")
+    from modelstats.backend_trace import count_jaxpr
+
+    spec = jax.ShapeDtypeStruct
+
+    def scanned(h, w):
+        return jax.lax.scan(lambda c, _: (c @ w, None), h, None, length=3)[0]
+
+    closed = jax.make_jaxpr(scanned)(spec((2, 4), "float32"), spec((4, 4), "float32"))
+    assert count_jaxpr(closed, [1, 2]).macs == 96
+
+    def attention(x, wq, wk, wo):  # as in the TensorFlow test: 120 plain, 48 pair, 32 state
+        return ((x @ wq) @ (x @ wk).T) @ wo
+
+    closed = jax.make_jaxpr(attention)(*(spec(s, "float32") for s in
+                                         ((4, 5), (5, 3), (5, 3), (4, 2))))
+    assert count_jaxpr(closed, [1, 2, 2, 2]) == Cost(macs=200, state_macs=32, pair_macs=48)
+
+    def convs(x, k, kt):
+        y = jax.lax.conv_general_dilated(x, k, (1, 1), "VALID",
+                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        return jax.lax.conv_transpose(y, kt, (2, 2), "VALID",
+                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    closed = jax.make_jaxpr(convs)(spec((1, 6, 6, 2), "float32"), spec((3, 3, 2, 5), "float32"),
+                                   spec((3, 3, 5, 2), "float32"))
+    assert count_jaxpr(closed, [1, 2, 2]).macs == 1_440 + 1_440
+
+    def doubling(x):
+        return jax.lax.while_loop(lambda h: h.max() < 10.0, lambda h: h * 2.0, x)
+
+    with pytest.raises(Unsupported, match="while loop"):
+        count_jaxpr(jax.make_jaxpr(doubling)(spec((4,), "float32")))
