@@ -5,11 +5,14 @@ RandomRotation(0.2), a frozen MobileNetV2 base, GlobalAveragePooling2D + Dropout
 Dense(10, softmax), Adam(1e-4), categorical cross-entropy, best checkpoint by validation accuracy.
 Then the error analysis with modelstats.evaluation on the test split.
 
---mode cached (default) runs the frozen base once per image and once per horizontally flipped
+--mode cached (the default) runs the frozen base once per image and once per horizontally flipped
 image, and trains the head on the cached pooled features, drawing the flipped or the original
 copy of each image every epoch (RandomFlip). It is the same model and the same checkpoint,
 at a tiny fraction of the compute per epoch; RandomRotation is NOT applied in this mode.
 --mode full runs the original pipeline: every batch goes through augmentation and the base.
+
+Every step that takes more than a moment (loading images, calibrating batch norm, caching
+features, training, predicting) shows a Keras progress bar; --quiet keeps only the summary lines.
 
 Data layout: DATA_DIR/{train,validation,test}/<class>/*.jpg (the clothing-dataset-small layout).
 Unreadable or non-image files are reported and skipped; a split whose class folders differ from
@@ -32,7 +35,8 @@ CALIBRATION_IMAGES = 256
 
 
 class DataError(Exception):
-    """A problem with the dataset folders that stops the run; printed as one line."""
+    """A problem with the inputs (dataset folders, weights file) that stops the run; printed as
+    one line."""
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -47,7 +51,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="none (random base, offline; default), imagenet (downloads), or a "
                              "weights file for the MobileNetV2 base")
     parser.add_argument("--mode", choices=("cached", "full"), default="cached",
-                        help="cached: train the head on cached base features (default on a CPU); "
+                        help="cached (default): train the head on cached base features; "
                              "full: augmentation and base on every batch")
     parser.add_argument("--epochs", type=int, default=200, help="epochs (default 200)")
     parser.add_argument("--img-size", type=int, default=224, help="image side (default 224)")
@@ -67,6 +71,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("clothing_run"),
                         help="output folder (default ./clothing_run/)")
     parser.add_argument("--no-plots", action="store_true")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bars or per-epoch lines; only the summary")
     args = parser.parse_args(argv)
     for name in ("epochs", "img_size", "batch_size"):
         if getattr(args, name) < 1:
@@ -106,11 +112,32 @@ def check_splits(splits: dict[str, dict[str, list[Path]]]) -> list[str]:
     return class_names
 
 
-def load_split(classes: dict[str, list[Path]], class_names: list[str], img_size: int):
-    """uint8 images (N, S, S, 3), integer labels, and the files skipped with their reasons."""
+class _Silent:
+    """A progress bar that shows nothing (``--quiet``)."""
+
+    def add(self, n, values=None):
+        pass
+
+
+def progress_bar(total: int, quiet: bool = False, unit: str = "image"):
+    """A Keras progress bar over ``total`` items (``.add(n)`` after each), or a silent one."""
+    if quiet or total <= 0:
+        return _Silent()
+    import keras
+
+    return keras.utils.Progbar(total, unit_name=unit)
+
+
+def load_split(classes: dict[str, list[Path]], class_names: list[str], img_size: int,
+               bar=None):
+    """uint8 images (N, S, S, 3), integer labels, and the files skipped with their reasons.
+
+    ``bar`` (from :func:`progress_bar`) advances by one per file.
+    """
     import numpy as np
     from keras.utils import img_to_array, load_img
 
+    bar = bar or _Silent()
     images, labels, skipped = [], [], []
     for label, name in enumerate(class_names):
         for path in classes[name]:
@@ -120,6 +147,8 @@ def load_split(classes: dict[str, list[Path]], class_names: list[str], img_size:
             except Exception as exc:  # noqa: BLE001 - PIL raises many types for bad files
                 skipped.append((str(path), f"{type(exc).__name__}: {exc}".splitlines()[0]))
                 continue
+            finally:
+                bar.add(1)
             labels.append(label)
     shape = (0, img_size, img_size, 3)
     stacked = np.stack(images) if images else np.zeros(shape, dtype="uint8")
@@ -141,12 +170,25 @@ def distribution_table(labels_by_split: dict, class_names: list[str]):
 
 # -- model -------------------------------------------------------------------------------------
 
+def check_weights(weights: str) -> None:
+    """Refuse a weights file that does not exist before any image is loaded."""
+    if weights not in ("none", "imagenet") and not Path(weights).is_file():
+        raise DataError(f"--weights {weights}: no such file (pass none, imagenet, or the path "
+                        "of a MobileNetV2 weights file)")
+
+
 def build_model(args, n_classes: int):
+    """The classifier; weights Keras cannot load are a DataError (one line)."""
     from modelstats.models import clothing_classifier
 
+    check_weights(args.weights)
     weights = None if args.weights == "none" else args.weights
-    return clothing_classifier(weights=weights, num_classes=n_classes,
-                               input_shape=(args.img_size, args.img_size, 3))
+    try:
+        return clothing_classifier(weights=weights, num_classes=n_classes,
+                                   input_shape=(args.img_size, args.img_size, 3))
+    except Exception as exc:  # noqa: BLE001 - Keras raises many types; one line instead
+        first = " ".join(str(exc).strip().split("\n")[0].split()) or type(exc).__name__
+        raise DataError(f"--weights {args.weights}: {first}") from None
 
 
 def base_of(classifier):
@@ -154,7 +196,8 @@ def base_of(classifier):
     return next(layer for layer in classifier.layers if layer.name.startswith("mobilenetv2"))
 
 
-def calibrate_batchnorm(classifier, images, seed: int, batch_size: int = 32) -> int:
+def calibrate_batchnorm(classifier, images, seed: int, batch_size: int = 32,
+                        quiet: bool = True) -> int:
     """Set every batch-norm layer's moving statistics from training images.
 
     A randomly initialised MobileNetV2 shrinks activations layer after layer (its pooled
@@ -174,12 +217,14 @@ def calibrate_batchnorm(classifier, images, seed: int, batch_size: int = 32) -> 
     norms = [layer for layer in base.layers if isinstance(layer, keras.layers.BatchNormalization)]
     momenta = [layer.momentum for layer in norms]
     base.trainable = True  # a frozen BatchNormalization ignores training=True
+    bar = progress_bar(len(chosen), quiet)
     try:
         for index, start in enumerate(range(0, len(chosen), batch_size)):
             for layer in norms:
                 layer.momentum = index / (index + 1)
             batch = preprocess_input(images[chosen[start:start + batch_size]].astype("float32"))
             base(batch, training=True)
+            bar.add(len(batch))
     finally:
         for layer, momentum in zip(norms, momenta):
             layer.momentum = momentum
@@ -245,12 +290,15 @@ def train_cached(args, classifier, data, n_classes, keep_best, log):
     extractor = feature_extractor(classifier)
     started = time.perf_counter()
     train_images = data["train"][0]
+    verbose = 0 if args.quiet else 1  # the base runs once per image here: minutes on a CPU
+    if not args.quiet:
+        log("caching base features: training images, their mirror images, validation images")
     original = extractor.predict(train_images.astype("float32"), batch_size=args.batch_size,
-                                 verbose=0)
+                                 verbose=verbose)
     flipped = extractor.predict(train_images[:, :, ::-1].astype("float32"),
-                                batch_size=args.batch_size, verbose=0)
+                                batch_size=args.batch_size, verbose=verbose)
     validation = extractor.predict(data["validation"][0].astype("float32"),
-                                   batch_size=args.batch_size, verbose=0)
+                                   batch_size=args.batch_size, verbose=verbose)
     cache_seconds = time.perf_counter() - started
     log(f"cached base features of {len(original)} training images (+ mirrored) and "
         f"{len(validation)} validation images in {cache_seconds:.1f} s")
@@ -272,7 +320,8 @@ def train_cached(args, classifier, data, n_classes, keep_best, log):
     started = time.perf_counter()
     history = model.fit(dataset, validation_data=(validation, one_hot(data["validation"][1],
                                                                       n_classes)),
-                        epochs=args.epochs, verbose=2, callbacks=[keep_best], shuffle=False)
+                        epochs=args.epochs, verbose=0 if args.quiet else 2,
+                        callbacks=[keep_best], shuffle=False)
     train_seconds = time.perf_counter() - started
     return history.history, {"cache_features": cache_seconds, "train": train_seconds}
 
@@ -296,7 +345,8 @@ def train_full(args, classifier, data, n_classes, keep_best, epochs, learning_ra
     history = classifier.fit(
         image_dataset(*data["train"], n_classes, args.batch_size, seed=args.seed),
         validation_data=image_dataset(*data["validation"], n_classes, args.batch_size),
-        epochs=epochs, verbose=2, callbacks=[keep_best], shuffle=False,  # tf.data shuffles
+        epochs=epochs, verbose=0 if args.quiet else 2, callbacks=[keep_best],
+        shuffle=False,  # tf.data shuffles
     )
     return history.history, {"train": time.perf_counter() - started}
 
@@ -350,6 +400,7 @@ def save_plots(out: Path, history, distribution, evaluation):
 
 
 def run(args, log=print) -> dict:
+    check_weights(args.weights)  # before TensorFlow starts: a typo fails at once
     import keras
     import pandas as pd
 
@@ -368,7 +419,11 @@ def run(args, log=print) -> dict:
     class_names = check_splits(splits)
     data, skipped = {}, []
     for name in SPLITS:
-        images, labels, bad = load_split(splits[name], class_names, args.img_size)
+        files = sum(len(f) for f in splits[name].values())
+        if not args.quiet:
+            log(f"loading {files} {name} files")
+        images, labels, bad = load_split(splits[name], class_names, args.img_size,
+                                         progress_bar(files, args.quiet))
         if len(labels) == 0:
             raise DataError(f"the {name} split has no readable image")
         data[name] = (images, labels)
@@ -384,7 +439,8 @@ def run(args, log=print) -> dict:
     n_classes = len(class_names)
     classifier = build_model(args, n_classes)
     if args.calibrate_batchnorm:
-        used = calibrate_batchnorm(classifier, data["train"][0], args.seed, args.batch_size)
+        used = calibrate_batchnorm(classifier, data["train"][0], args.seed, args.batch_size,
+                                   args.quiet)
         log(f"calibrated the base's batch-norm statistics on {used} training images")
     args.out.mkdir(parents=True, exist_ok=True)
     checkpoint = args.out / "best.keras"
@@ -409,7 +465,7 @@ def run(args, log=print) -> dict:
 
     test_images, test_labels = data["test"]
     probabilities = classifier.predict(test_images.astype("float32"), batch_size=args.batch_size,
-                                       verbose=0)
+                                       verbose=0 if args.quiet else 1)
     evaluation = evaluate(test_labels, probabilities, class_names)
     log("\nTest set:\n" + evaluation.to_markdown())
 
@@ -433,13 +489,17 @@ def run(args, log=print) -> dict:
         "checkpoint": str(checkpoint),
     }
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    plotted = False
     if not args.no_plots:
         try:
             save_plots(args.out, history, distribution, evaluation)
+            plotted = True
         except ImportError as exc:
-            log(f"(plots skipped: {exc})")
+            log(f"(plots skipped: {exc}; pip install -e \".[examples]\" adds them)")
     log(f"wrote metrics.json, per_class.csv, confusion.csv, evaluation.md, history.csv, "
-        f"distribution.csv, best.keras{'' if args.no_plots else ' and plots'} to {args.out}/")
+        f"distribution.csv, best.keras"
+        f"{' and learning_curves.png, distribution.png, confusion.png' if plotted else ''} "
+        f"to {args.out}/")
     return metrics
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import html.parser
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -15,6 +17,8 @@ from modelstats.cli import main
 from tests.conftest import nested_block_model
 
 MARKER_ENV = "MODELSTATS_TEST_LAMBDA_MARKER"
+# A Python keyword argument in a message: the command line's user types flags instead.
+PYTHON_KEYWORD = re.compile(r"\b(input_shape|input|strict|safe_mode|batch_size|expand_nested)=")
 
 
 # Keras stores a Python lambda's bytecode in the file and runs it when it rebuilds the layer, so
@@ -111,7 +115,8 @@ def test_input_shape_replaces_unknown_sizes(capsys, saved, keras, tmp_path):
 
     code, _, err = run_cli(capsys, tmp_path / "any.keras")
     line = one_line_error(code, err)
-    assert "input_shape" in line and "'picture'" in line
+    assert "Pass --input-shape H,W,C" in line and "'picture'" in line
+    assert PYTHON_KEYWORD.search(line) is None, line
 
 
 def test_application_by_name_top_and_output_file(capsys, tmp_path):
@@ -195,14 +200,27 @@ def test_strict_refuses_unsupported_layers(capsys, saved, monkeypatch, tmp_path)
     assert "Lambda" in one_line_error(code, err)
 
 
-@pytest.mark.parametrize("argv", [["--input-shape", "a,b"], ["--top", "0"],
-                                  ["--format", "xml"], ["--batch-size", "0"]])
-def test_bad_arguments_exit_2(capsys, argv):
+@pytest.mark.parametrize("argv, expected", [
+    (["--input-shape", "a,b"], "argument --input-shape: 'a,b' is not a shape like 224,224,3"),
+    (["--top", "0"], "--top must be at least 1; received 0"),
+    (["--format", "xml"], "argument --format: invalid choice: 'xml'"),
+    (["--batch-size", "0"], "--batch-size must be a positive integer"),
+    (["--batch-size", "two"], "argument --batch-size: invalid int value: 'two'"),
+    (["--depth", "1", "--by-type"], "argument --by-type: not allowed with argument --depth"),
+])
+def test_bad_arguments_exit_2_with_one_line(capsys, argv, expected):
+    # argparse's own errors too: one line (no usage block), as every other failure
     with pytest.raises(SystemExit) as raised:
-        code = main(["MobileNetV2", *argv])
-        raise SystemExit(code)
-    assert raised.value.code == 2
-    assert "error" in capsys.readouterr().err
+        raise SystemExit(main(["MobileNetV2", *argv]))
+    assert expected in one_line_error(raised.value.code, capsys.readouterr().err)
+
+
+def test_missing_model_argument_is_one_line(capsys):
+    with pytest.raises(SystemExit) as raised:
+        main([])
+    line = one_line_error(raised.value.code, capsys.readouterr().err)
+    assert line == ("modelstats: error: the following arguments are required: MODEL "
+                    "(see modelstats --help)")
 
 
 @pytest.mark.parametrize("value", ["0", "-2"])
@@ -255,14 +273,15 @@ def test_multi_input_model_shapes_and_field_input(capsys, keras, tmp_path):
     # ca: 16*16 * 3*3*3 * 4; cb: 16*16 * 3*3*3 * 4
     assert document["totals"]["macs"] == 2 * 16 * 16 * 27 * 4
     assert err.startswith("modelstats: warning: The model has several inputs")
+    assert err.strip().endswith("measured from 'a'. Pass --rf-input NAME to choose another.")
 
     code, out, err = run_cli(capsys, tmp_path / "two.keras", "--input-shape", "32,32,3",
                              "--input-shape", "16,16,3", "--rf-input", "b", "--format", "json")
     assert code == 0 and err == "" and json.loads(out)["totals"]["rf_input"] == "b"
 
     code, _, err = run_cli(capsys, tmp_path / "two.keras", "--input-shape", "32,32,3")
-    assert "The model has 2 inputs (['a', 'b']); pass input_shape as a list with one shape " \
-        "per input" in one_line_error(code, err)
+    assert "The model has 2 inputs (['a', 'b']); repeat --input-shape once per input, in the " \
+        "model's input order." in one_line_error(code, err)
 
 
 @pytest.fixture(scope="module")
@@ -328,3 +347,150 @@ def test_depth_arguments_are_checked(capsys, nested_file):
         main([str(nested_file), "--depth", "1", "--by-type"])
     assert raised.value.code == 2
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["two.keras", "--input-shape", "8,8,3", "--input-shape", "8,8,3", "--rf-input", "nope"],
+     "--rf-input nope is not a model input"),
+    (["two.keras", "--input-shape", "8,8,3", "--input-shape", "8,8,3", "--input-shape",
+      "8,8,3"], "--input-shape is given 3 times but the model has 2 inputs"),
+    (["lambda.keras"], "Pass --unsafe only if you trust the file"),
+    (["lambda.keras", "--unsafe", "--strict"], "or drop --strict to get partial totals"),
+    (["custom.keras"], "pass --import MODULE, a module that defines it"),
+    (["MobileNetV2", "--input-shape", "16,16,3"],
+     "MobileNetV2 at --input-shape 16,16,3: Input size must be at least 32x32; Received: "
+     "--input-shape 16,16,3"),
+])
+def test_messages_name_flags_not_python_keywords(capsys, saved, keras, monkeypatch, tmp_path,
+                                                 argv, expected):
+    if argv[0] == "two.keras":
+        a = keras.Input((None, None, 3), name="a")
+        b = keras.Input((None, None, 3), name="b")
+        merged = keras.layers.Add(name="add")([a, b])
+        keras.Model([a, b], merged).save(tmp_path / "two.keras")
+        argv = [tmp_path / argv[0], *argv[1:]]
+    elif argv[0].endswith(".keras"):
+        argv = [saved / argv[0], *argv[1:]]
+    monkeypatch.setenv(MARKER_ENV, str(tmp_path / "marker"))
+    line = one_line_error(*run_cli(capsys, *argv)[::2])
+    assert expected in line
+    assert PYTHON_KEYWORD.search(line) is None, line
+
+
+def test_mobilenet_v3_is_analysed_at_its_default_size(capsys):
+    # Keras builds MobileNetV3 for any size, (None, None, 3); 224 is the size of its weights
+    code, out, err = run_cli(capsys, "MobileNetV3Small", "--top", "1", "--format", "json")
+    assert code == 0
+    assert err == ("modelstats: note: MobileNetV3Small takes images of any size; analysed at "
+                   "its default 224,224,3 (choose with --input-shape)\n")
+    document = json.loads(out)
+    (first,) = document["layers"]
+    assert first["node"] == "conv" and first["output_shape"] == [[112, 112, 16]]
+    assert first["macs"] == 112 * 112 * 3 * 3 * 3 * 16
+
+
+def test_default_sizes_cover_every_open_sized_application():
+    from modelstats.cli import _default_shape
+
+    assert _default_shape("MobileNetV3Large") == (224, 224, 3)
+    assert _default_shape("mobilenetv3small") == (224, 224, 3)
+    assert _default_shape("MobileNetV2") is None  # fixed at 224 by Keras itself
+
+
+def test_several_models_give_one_row_each(capsys, saved, nested_file):
+    # small: conv 55,296 + dense 32 MACs; nested: 6,912 + 2 * 9,216 + 8
+    code, out, err = run_cli(capsys, saved / "small.keras", nested_file, "--format", "csv")
+    assert code == 0 and err == ""
+    table = pd.read_csv(io.StringIO(out), index_col="model")
+    assert list(table.index) == [str(saved / "small.keras"), str(nested_file)]
+    assert list(table["macs"]) == [55_296 + 32, 6_912 + 2 * 9_216 + 8]
+    assert list(table["params"]) == [224 + 36, 112 + 144 + 10]
+    assert list(table["rf_node"]) == ["conv", "block#1/relu"]
+    assert list(table["rf_size_x"]) == [3, 7]  # stem 3 + two block convs 2 + 2
+    assert not table["partial"].any()
+
+    code, out, _ = run_cli(capsys, "compare", saved / "small.keras", saved / "small.h5",
+                           "--by", "params", "--format", "json")
+    document = json.loads(out)
+    assert code == 0 and [m["macs"] for m in document["models"]] == [55_328, 55_328]
+    assert document["convention"].startswith("FLOPs = 2 x MACs")
+
+    code, out, _ = run_cli(capsys, saved / "small.keras", nested_file)
+    lines = out.splitlines()
+    assert lines[0].split() == ["model", "params", "trainable_params", "macs", "flops",
+                                "activation_bytes", "rf_node", "rf_size", "rf_stride",
+                                "partial"]
+    row = lines[1].split()
+    assert row[3] == "55,328" and row[-3:] == ["3x3", "2x2", "False"]
+
+
+def test_comparison_refuses_single_model_options(capsys, saved, nested_file):
+    for option in (["--top", "2"], ["--depth", "1"], ["--by-type"], ["--rf-input", "x"]):
+        line = one_line_error(*run_cli(capsys, saved / "small.keras", nested_file,
+                                       *option)[::2])
+        assert line == (f"modelstats: error: {option[0]} applies to one model; with several, "
+                        "modelstats prints one row per model (--by sorts them).")
+    line = one_line_error(*run_cli(capsys, saved / "small.keras", nested_file, "--by",
+                                   "bytes_read")[::2])
+    assert line.startswith("modelstats: error: --by bytes_read is not a column of the comparison")
+
+
+class _Tables(html.parser.HTMLParser):
+    """Cell texts of every table row, and the image sources."""
+
+    def __init__(self, text):
+        super().__init__()
+        self.rows, self.images, self._row, self._cell = [], [], None, None
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "tr":
+            self._row = []
+        elif tag in ("td", "th"):
+            self._cell = []
+        elif tag == "img":
+            self.images.append(dict(attrs)["src"])
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th"):
+            self._row.append("".join(self._cell))
+            self._cell = None
+        elif tag == "tr":
+            self.rows.append(self._row)
+
+
+def test_html_format_writes_one_page(capsys, saved, nested_file, tmp_path):
+    target = tmp_path / "small.html"
+    code, out, err = run_cli(capsys, saved / "small.keras", "--format", "html", "--output",
+                             target)
+    assert code == 0 and out == "" and err == ""
+    page = _Tables(target.read_text(encoding="utf-8"))
+    totals = {r[0]: r[1] for r in page.rows if len(r) == 2}
+    assert totals["macs"] == "55,328" and totals["params"] == "260"
+    assert all(src.startswith("data:image/png;base64,") for src in page.images)
+
+    code, out, _ = run_cli(capsys, saved / "small.keras", nested_file, "--format", "html")
+    rows = _Tables(out).rows
+    assert code == 0 and rows[0][:3] == ["model", "nodes", "params"]
+    assert [r[0] for r in rows[1:]] == [str(saved / "small.keras"), str(nested_file)]
+    assert [r[2] for r in rows[1:]] == ["260", "266"]
+
+    line = one_line_error(*run_cli(capsys, saved / "small.keras", "--format", "html",
+                                   "--by-type")[::2])
+    assert "--by-type has no HTML view" in line
+
+
+def test_training_flag_adds_the_training_step(capsys):
+    from modelstats import cli
+
+    assert cli.main(["MobileNetV2", "--training", "--top", "1", "--by", "train_macs"]) == 0
+    out = capsys.readouterr().out
+    # golden: 300,774,272 forward MACs; every layer trainable but the input's first conv
+    # (Conv1, 10,838,016 MACs) needs no input gradient; a training step is
+    # 3 x 300,774,272 - 10,838,016 = 891,484,800 MACs (equal to the JAX autodiff trace)
+    assert "train MACs        891,484,800" in out
+    assert "42,058,464 for an Adam update" in out  # 3,504,872 trainable parameters x 12

@@ -16,6 +16,8 @@ import textwrap
 
 import pytest
 
+from tests.oracles.backend_check import run_golden_check
+
 import modelstats
 
 tf_keras = pytest.importorskip("tf_keras")
@@ -129,29 +131,9 @@ def test_cli_loads_keras2_h5(tmp_path, capsys):
                                          for row in document["layers"])
 
 
-JAX_CHECK = textwrap.dedent("""
-    import sys, keras, modelstats
-    from modelstats.models import clothing_classifier
-    assert keras.backend.backend() == "jax", keras.backend.backend()
-    base = keras.applications.MobileNetV2(input_shape=(224, 224, 3), include_top=False,
-                                          weights=None)
-    rf = modelstats.receptive_field(base, "out_relu")
-    assert (rf.size, rf.stride, rf.padding) == ((491, 491), (32, 32), (214, 214)), rf
-    report = modelstats.analyze(clothing_classifier())
-    t = report.totals
-    assert (t["params"], t["trainable_params"]) == (2270794, 12810), t
-    assert (t["macs"], t["flops"]) == (299507072, 625162172), t
-    assert report.layers.loc["mobilenetv2_1.00_224/Conv_1", "macs"] == 20070400
-    assert "tensorflow" not in sys.modules, "analysing a Keras 3 graph imported TensorFlow"
-    print("ok")
-""")
-
-
 def test_golden_checks_on_the_jax_backend():
     pytest.importorskip("jax")
-    env = {**os.environ, "KERAS_BACKEND": "jax"}
-    done = subprocess.run([sys.executable, "-c", JAX_CHECK], env=env, capture_output=True,
-                          text=True, timeout=600)
+    done = run_golden_check("jax")
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
 
 

@@ -1,5 +1,6 @@
 """examples/train_clothing.py end to end on a tiny generated dataset, on bad data, and a smoke run
-on the real clothing dataset when ../shared has it."""
+on the real clothing dataset when ../shared has it; progress bars and one-line errors of both
+examples."""
 
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ def tiny_data(tmp_path_factory):
 
 def _run(example, data_dir, out, *extra):
     args = example.parse_args(["--data-dir", str(data_dir), "--out", str(out), "--img-size", "32",
-                               "--batch-size", "8", "--learning-rate", "0.01", *extra])
+                               "--batch-size", "8", "--learning-rate", "0.01", "--quiet", *extra])
     # Random weights (offline) with calibrated batch norm: features that carry the colours.
     args.calibrate_batchnorm = True
     return example.run(args, log=lambda *a: None)
@@ -86,7 +87,7 @@ def test_end_to_end_on_generated_data(example, tiny_data, tmp_path, keras, mode,
     assert np.mean(predicted == labels) == pytest.approx(metrics["accuracy"])
 
 
-def test_bad_files_are_skipped_and_counted(example, tiny_data, tmp_path):
+def test_bad_files_are_skipped_and_counted(example, tiny_data, tmp_path, capsys):
     data = tmp_path / "data"
     shutil.copytree(tiny_data, data)
     from PIL import Image
@@ -100,6 +101,7 @@ def test_bad_files_are_skipped_and_counted(example, tiny_data, tmp_path):
     assert skipped == ["broken.jpg", "notes.txt"]
     distribution = pd.read_csv(tmp_path / "out" / "distribution.csv", index_col="class")
     assert distribution.loc["red", "train"] == 13 and distribution.loc["green", "train"] == 12
+    assert capsys.readouterr().out == ""  # --quiet: no progress bar, no per-epoch line
 
 
 def test_mismatched_class_folders_are_named(example, tiny_data, tmp_path):
@@ -131,3 +133,34 @@ def test_smoke_on_the_real_dataset(example, tmp_path):
                                   "shoes", "shorts", "skirt", "t-shirt"]
     assert metrics["n"] == 30 and 0.0 <= metrics["accuracy"] <= 1.0
     assert metrics["skipped_files"] == []
+
+
+def test_image_loading_shows_progress_unless_quiet(example, tiny_data, capsys):
+    classes = example.scan_split(tiny_data / "test")
+    images, labels, _ = example.load_split(classes, ["blue", "green", "red"], 32,
+                                           example.progress_bar(18))
+    shown = capsys.readouterr().out
+    assert len(labels) == 18 and "18/18" in shown and "image" in shown  # Keras' Progbar
+    example.load_split(classes, ["blue", "green", "red"], 32, example.progress_bar(18, True))
+    assert capsys.readouterr().out == ""
+
+
+def test_examples_refuse_a_missing_weights_file_in_one_line(example, tiny_data, capsys):
+    code = example.main(["--data-dir", str(tiny_data), "--weights", "missing.h5"])
+    assert code == 2
+    assert capsys.readouterr().err == (
+        "train_clothing: error: --weights missing.h5: no such file (pass none, imagenet, or the "
+        "path of a MobileNetV2 weights file)\n")
+    report = load_example("mobilenet_report")
+    assert report.main(["--weights", "missing.h5"]) == 2
+    assert capsys.readouterr().err == (
+        "mobilenet_report: error: --weights missing.h5: no such file (pass none, imagenet, or "
+        "the path of a MobileNetV2 weights file)\n")
+
+
+def test_mode_help_says_cached_is_the_default(example, capsys):
+    with pytest.raises(SystemExit):
+        example.parse_args(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "cached (default): train the head on cached base features" in help_text
+    assert "on a CPU" not in help_text
