@@ -21,7 +21,10 @@ _EXPORTS = {
     "receptive_field": "modelstats.report",
     "count_flops": "modelstats.report",
     "analyze": "modelstats.report",
+    "compare": "modelstats.comparison",
     "load_model": "modelstats.loading",
+    "effective_receptive_field": "modelstats.erf",
+    "EffectiveReceptiveField": "modelstats.erf",
     "Report": "modelstats.report",
     "ReceptiveField": "modelstats.propagation",
     "Convention": "modelstats.cost",
@@ -43,6 +46,13 @@ _EXPORTS = {
     "UnsupportedLayerWarning": "modelstats.cost",
     "MisalignedMergeWarning": "modelstats.propagation",
     "MultipleSpatialInputsWarning": "modelstats.propagation",
+    "Device": "modelstats.latency",
+    "devices": "modelstats.latency",
+    "measure_device": "modelstats.latency",
+    "roofline": "modelstats.latency",
+    "Roofline": "modelstats.latency",
+    "measure_latency": "modelstats.latency",
+    "Latency": "modelstats.latency",
 }
 _SUBMODULES = ("formulas", "geometry", "evaluation")
 
@@ -51,6 +61,7 @@ __all__ = [*_EXPORTS, "formulas", "geometry"]
 if TYPE_CHECKING:  # pragma: no cover - static analysers see the eager imports
     from modelstats import formulas, geometry
     from modelstats.cost import Convention, UnsupportedLayerWarning
+    from modelstats.erf import EffectiveReceptiveField, effective_receptive_field
     from modelstats.errors import (
         MisalignedMergeError,
         ModelLoadError,
@@ -70,7 +81,17 @@ if TYPE_CHECKING:  # pragma: no cover - static analysers see the eager imports
         ReceptiveField,
     )
     from modelstats.registry import ZERO, Cost, Registry, Unsupported
+    from modelstats.latency import (
+        Device,
+        Latency,
+        Roofline,
+        devices,
+        measure_device,
+        measure_latency,
+        roofline,
+    )
     from modelstats.rules import register_layer, supported_layers
+    from modelstats.comparison import compare
     from modelstats.report import Report, analyze, count_flops, receptive_field
 
 

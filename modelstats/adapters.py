@@ -118,6 +118,21 @@ class Keras3Adapter:
         shape = getattr(variable, "_shape", None) or variable.shape
         return math.prod(int(d) for d in shape)
 
+    @staticmethod
+    def training_argument(node: Any) -> Optional[bool]:
+        """The ``training=`` a call was made with (``base(x, training=False)`` keeps a
+        fine-tuned base's batch norms in inference mode), None when not given."""
+        arguments = getattr(node, "arguments", None)
+        value = getattr(arguments, "kwargs", {}).get("training")
+        return value if isinstance(value, bool) else None
+
+    @staticmethod
+    def variable_dtype(variable: Any) -> str:
+        """The dtype a variable is stored in, read outside any call: float32 for the kernels of
+        a ``mixed_float16`` layer, which its calls cast to float16."""
+        dtype = variable.dtype
+        return getattr(dtype, "name", str(dtype))  # tf_keras variables hold a tf.DType
+
     def argument_variables(self, node: Any) -> list:
         """Variables passed to an operation's call as arguments (``ops.matmul(x, self.w)``
         inside a traced layer): the weights an operation that owns none reads."""
@@ -137,6 +152,37 @@ class Keras3Adapter:
         args, kwargs = node.arguments.fill_in(tensors)
         call = node.operation.call
         return keras.tree.flatten(compute_output_spec(call, *args, **_accepted(call, kwargs)))
+
+    # -- backend traces (modelstats.backend_trace) -------------------------------------------
+    def backend_name(self) -> str:
+        """The Keras backend in use: ``tensorflow``, ``jax``, ``torch`` or ``numpy``."""
+        return self.keras.backend.backend()
+
+    def backend_function(self, node: Any) -> tuple:
+        """``(run, input dtypes, variable specs)`` for a backend trace of one call.
+
+        ``run(inputs, values)`` calls ``node``'s operation on backend tensors ``inputs`` (one
+        per input tensor of the node, in order; their dtypes are the second item), with its
+        other arguments as recorded, and returns the flat list of its outputs. Inside,
+        every variable of the operation reads as the matching tensor of ``values`` (shapes and
+        dtypes in the third item, ``(shape, dtype)`` each), through ``keras.StatelessScope``:
+        no weight is read or initialised (a model built without weight values traces too), and
+        a trace of ``run`` sees the weights as inputs.
+        """
+        keras = self.keras
+        operation = node.operation
+        tensors = list(node.arguments.keras_tensors)
+        variables = list(getattr(operation, "variables", None) or self.argument_variables(node))
+        call = operation.call
+
+        def run(inputs: list, values: list) -> list:
+            with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+                args, kwargs = node.arguments.fill_in(
+                    {id(t): x for t, x in zip(tensors, inputs)})
+                return keras.tree.flatten(call(*args, **_accepted(call, kwargs)))
+
+        specs = [(tuple(v.shape), self.variable_dtype(v)) for v in variables]
+        return run, [str(t.dtype) for t in tensors], specs
 
     # -- tracing ----------------------------------------------------------------------------
     def trace_call(self, node: Any, like: Optional[list] = None,
@@ -193,6 +239,34 @@ class Keras3Adapter:
         # for the output spec; an override without them (Identity's) would refuse them.
         kwargs = _accepted(infer, kwargs)
         return self.keras.tree.flatten(infer(*args, **kwargs))
+
+    # -- running ------------------------------------------------------------------------------
+    def call_node(self, node: Any, inputs: list, training: Optional[bool] = False) -> list:
+        """Run one call of an operation on concrete tensors and return its flat outputs.
+
+        ``inputs`` replace the node's input tensors (one per tensor of :meth:`input_tensors`,
+        in order); the other call arguments are the recorded ones. ``training`` goes to every
+        operation whose ``call`` takes it, so augmentation, dropout and batch normalisation run
+        as at inference (an augmentation layer defaults to ``training=True``). Eager calls
+        record no Keras node: the model is left as it was.
+        """
+        tensors = {id(t): value for t, value in zip(node.arguments.keras_tensors, inputs)}
+        args, kwargs = node.arguments.fill_in(tensors)
+        operation = node.operation
+        if training is not None and _takes(operation.call, "training"):
+            kwargs["training"] = training
+        return self.keras.tree.flatten(operation(*args, **kwargs))
+
+
+def _takes(function: Any, name: str) -> bool:
+    """Whether ``function`` takes a parameter ``name`` (or any keyword)."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == name or p.kind is p.VAR_KEYWORD for p in parameters)
 
 
 def _accepted(function: Any, kwargs: dict) -> dict:
@@ -281,6 +355,9 @@ class TfKerasAdapter(Keras3Adapter):
     def trace_model(self, model: Any, shapes: Optional[list]) -> Any:
         return None
 
+    def backend_function(self, node: Any) -> tuple:
+        raise NotImplementedError("a backend trace of a custom layer needs Keras 3")
+
     @staticmethod
     def input_tensors(node: Any) -> list:
         return list(node.keras_inputs)
@@ -301,6 +378,22 @@ class TfKerasAdapter(Keras3Adapter):
     @staticmethod
     def dtype(tensor: Any) -> str:
         return getattr(tensor.dtype, "name", str(tensor.dtype))
+
+    def call_node(self, node: Any, inputs: list, training: Optional[bool] = False) -> list:
+        import tensorflow as tf
+
+        tensors = {id(t): value for t, value in zip(node.keras_inputs, inputs)}
+
+        def fill(value: Any) -> Any:
+            return tensors.get(id(value), value) if isinstance(value, self._keras_tensor) \
+                else value
+
+        args, kwargs = tf.nest.map_structure(fill, (tuple(node.call_args),
+                                                    dict(node.call_kwargs)))
+        layer = node.layer
+        if training is not None and _takes(layer.call, "training"):
+            kwargs["training"] = training
+        return list(tf.nest.flatten(layer(*args, **kwargs)))
 
 
 def argument_names(layer: Any, node: Any) -> Optional[list]:
@@ -378,6 +471,17 @@ def is_static_argument(value: Any) -> bool:
     if isinstance(value, (tuple, list)):
         return all(is_static_argument(v) for v in value)
     return value is None or value is Ellipsis or isinstance(value, (int, slice))
+
+
+def computes_batch_statistics(operation: Any, training_argument: Optional[bool]) -> bool:
+    """A batch normalisation that normalises by the batch's own mean and variance in a
+    training step: Keras (3 and 2) does so only while the layer is trainable (a frozen one
+    keeps its moving statistics) and not called, or inside a call, with ``training=False``."""
+    is_batch_norm = any(cls.__name__ == "BatchNormalization"
+                        and cls.__module__.split(".")[0] in ("keras", "tf_keras")
+                        for cls in type(operation).__mro__)
+    return (is_batch_norm and bool(getattr(operation, "trainable", False))
+            and training_argument is not False)
 
 
 _ADAPTERS: dict[str, Keras3Adapter] = {}

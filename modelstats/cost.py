@@ -22,6 +22,7 @@ from modelstats.errors import (
 )
 from modelstats.formulas import numel
 from modelstats.registry import NESTED, Cost, Registry, Unsupported
+from modelstats.training import BATCH_STATISTICS_FLOPS, backward_macs, needs_gradient
 
 __all__ = ["Convention", "NodeCost", "UnsupportedLayerWarning", "node_costs"]
 
@@ -80,6 +81,20 @@ class Convention:
                 total += cost.norm
         return total
 
+    def backward_flops(self, cost: Cost, input_macs: int, weight_macs: int,
+                       flows: bool, trains: bool) -> tuple[int, int]:
+        """FLOPs of a call's input and weight gradients: 2 x their MACs, plus, where the
+        gradient flows through the call (``flows``), its elementwise work once more (the
+        derivative of each elementwise step), plus one add per bias element for the bias
+        gradient where the call ``trains``."""
+        input_flops = 2 * input_macs
+        if self.elementwise and flows:
+            input_flops += cost.elementwise + cost.norm
+        weight_flops = 2 * weight_macs
+        if self.bias and trains:
+            weight_flops += cost.bias
+        return input_flops, weight_flops
+
     def describe(self) -> str:
         terms = ["2 x MACs"]
         if self.bias:
@@ -96,12 +111,49 @@ class NodeCost:
 
     node: str
     type: str
-    status: str  # counted, zero or unsupported
+    status: str  # counted, zero, traced (from a backend trace) or unsupported
     cost: Cost = field(default_factory=Cost)
     flops: int = 0
     activations: int = 0
     activation_bytes: int = 0
+    # Memory traffic (memory_traffic): inputs and outputs per sample; the variables the call
+    # reads, once per batch.
+    input_bytes: int = 0
+    weight_bytes: int = 0
+    bytes_written: int = 0
     reason: str = ""
+    # A training step (node_costs(training=True)); zero otherwise.
+    bwd_input_macs: int = 0
+    bwd_weight_macs: int = 0
+    bwd_input_flops: int = 0
+    bwd_weight_flops: int = 0
+    batch_statistics_flops: int = 0  # batch normalisation's mean and variance
+
+    @property
+    def bytes_read(self) -> int:
+        """Bytes the call reads per sample, its variables included (read once per batch)."""
+        return self.input_bytes + self.weight_bytes
+
+    @property
+    def train_macs(self) -> int:
+        """Forward plus backward MACs of a training step."""
+        return self.cost.macs + self.bwd_input_macs + self.bwd_weight_macs
+
+    @property
+    def train_flops(self) -> int:
+        """Forward (with batch statistics) plus backward FLOPs of a training step."""
+        return (self.flops + self.batch_statistics_flops + self.bwd_input_flops
+                + self.bwd_weight_flops)
+
+    def add_work(self, other: "NodeCost") -> None:
+        """Add another record's work (the calls inside a node kept whole)."""
+        self.cost += other.cost
+        self.flops += other.flops
+        self.bwd_input_macs += other.bwd_input_macs
+        self.bwd_weight_macs += other.bwd_weight_macs
+        self.bwd_input_flops += other.bwd_input_flops
+        self.bwd_weight_flops += other.bwd_weight_flops
+        self.batch_statistics_flops += other.batch_statistics_flops
 
 
 def _itemsize(dtype: Optional[str]) -> int:
@@ -111,6 +163,34 @@ def _itemsize(dtype: Optional[str]) -> int:
         return np.dtype(dtype).itemsize
     except TypeError:
         return {"bfloat16": 2, "float8_e4m3fn": 1, "float8_e5m2": 1}.get(dtype, 4)
+
+
+def memory_traffic(graph: nx.DiGraph, data: dict) -> dict[str, int]:
+    """What one call moves to and from memory, each tensor as stored (fields of NodeCost).
+
+    - ``input_bytes``: every input tensor in its producer's dtype (float32 into the first
+      layer of a ``mixed_float16`` model, float16 between its layers).
+    - ``weight_bytes``: every variable the call reads, in its own dtype (float32 kernels under
+      ``mixed_float16``), at every call of a shared layer (parameters count the first only).
+    - ``bytes_written``: every output in its dtype.
+
+    Each call is assumed to go to memory and back (no fusion), so the bytes of a tensor are
+    written by its producer and read by every consumer. A node kept whole (a nested model or
+    traced layer with ``expand_nested=False``) is one fused call: its intermediate tensors are
+    not counted. An input layer runs nothing and moves nothing.
+    """
+    if data["type"] == "InputLayer":
+        return {"input_bytes": 0, "weight_bytes": 0, "bytes_written": 0}
+    nodes = graph.nodes
+    read = 0
+    for src, index in data["inputs"]:
+        producer = nodes[src]
+        read += (producer.get("batch_factor", 1) * numel(producer["output_shapes"][index])
+                 * _itemsize(producer["dtype"]))
+    weights = sum(size * _itemsize(dtype) for size, dtype in data.get("weight_sizes", ()))
+    written = data.get("batch_factor", 1) * sum(numel(s) for s in data["output_shapes"]) \
+        * _itemsize(data["dtype"])
+    return {"input_bytes": read, "weight_bytes": weights, "bytes_written": written}
 
 
 def _require_known(node_id: str, data: dict) -> None:
@@ -131,22 +211,95 @@ def _folded(graph: nx.DiGraph, node_id: str, registry: Registry) -> bool:
     )
 
 
-def _nested_cost(data: dict, convention: Convention, registry: Registry) -> tuple[Cost, int]:
-    """Cost and FLOPs of a nested model or traced layer kept as one node: its inner graph
-    counted with the same convention and registry, so the totals equal the expanded model's."""
+def _nested_work(data: dict, convention: Convention, registry: Registry, record: NodeCost,
+                 training: bool, inputs_need_gradient: bool) -> None:
+    """Add to ``record`` the work of a nested model or traced layer kept as one node: its
+    inner graph counted with the same convention and registry (and, in a training step, with
+    the caller's inputs needing a gradient or not), so the totals equal the expanded model's."""
     from modelstats.graph import inner_graph
 
     try:
         inner = inner_graph(data)
     except NotAGraphModelError as exc:
-        raise Unsupported(str(exc)) from None
-    total, flops = Cost(), 0
-    for record in node_costs(inner, convention, registry=registry, _warn=False):
-        if record.status == "unsupported":
-            raise Unsupported(f"{record.node} ({record.type}) inside: {record.reason}")
-        total += record.cost
-        flops += record.flops
-    return total, flops
+        raise _NotSymbolic(str(exc)) from None
+    if data.get("training_argument") is not None:  # Keras passes it down to the inner calls
+        for _, inner_data in inner.nodes(data=True):
+            if inner_data.get("training_argument") is None:
+                inner_data["training_argument"] = data["training_argument"]
+    for inner_record in node_costs(inner, convention, registry=registry, training=training,
+                                   _inputs_need_gradient=inputs_need_gradient, _warn=False):
+        if inner_record.status == "unsupported":
+            raise Unsupported(f"{inner_record.node} ({inner_record.type}) inside: "
+                              f"{inner_record.reason}")
+        if inner_record.status == "traced" and record.status != "traced":
+            record.status = "traced"  # part of the sum comes from a backend trace
+            record.reason = f"{inner_record.node} ({inner_record.type}) inside: " \
+                f"{inner_record.reason}"
+        record.add_work(inner_record)
+
+
+class _NotSymbolic(Unsupported):
+    """A call kept whole whose inner graph could not be traced on symbolic tensors."""
+
+
+def _summary(error: str) -> str:
+    """The line of an error message that says what went wrong, shortened: Keras wraps a
+    layer's error in "Exception encountered when calling ..." lines and colours it."""
+    import re
+
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in error.splitlines()]
+    lines = [line for line in lines if line] or [""]
+    useful = next((line for line in lines if "Exception encountered when calling" not in line),
+                  lines[0])
+    if useful is not lines[0]:
+        kind = re.search(r"(\w+(?:Error|Exception)): ", lines[0])
+        useful = f"{kind.group(1)}: {useful}" if kind else useful
+    if len(useful) > 160:  # whole sentences where they fit (a printed value can be huge)
+        end = useful.rfind(". ", 0, 160)
+        useful = useful[:end + 1] if end > 0 else useful[:157] + "..."
+    return useful
+
+
+def _backend_work(graph: nx.DiGraph, node_id: str, record: NodeCost, convention: Convention,
+                  why: str, error: str, needs: Optional[dict]) -> None:
+    """Count a call that Keras symbolic tensors refused (``error``) from its trace under the
+    backend (:mod:`modelstats.backend_trace`): status ``traced``, the note naming the backend
+    and the error; in a training step (``needs``) its backward work as a rule's. When that
+    trace fails too, raise Unsupported with both reasons."""
+    from modelstats.backend_trace import trace_node
+
+    try:
+        traced = trace_node(graph, node_id)
+    except Unsupported as exc:
+        raise Unsupported(f"{why}; {exc.reason}") from None
+    record.cost = traced.cost
+    record.flops = convention.flops(record.cost)
+    record.status = "traced"
+    record.reason = f"{traced.note}; its trace on Keras symbolic tensors failed " \
+        f"({_summary(error)})"
+    if needs is not None:
+        _train(record, node_id, graph.nodes[node_id], convention, needs)
+
+
+def _train(record: NodeCost, node_id: str, data: dict,
+           convention: Convention, needs: dict) -> None:
+    """Fill the backward columns of one counted (not nested) call."""
+    from modelstats.adapters import computes_batch_statistics
+
+    predecessors = [src for src, _ in data["inputs"]]
+    inputs_needing = sum(needs[src] for src in predecessors)
+    trains = bool(data.get("trains"))
+    input_macs, weight_macs = backward_macs(
+        record.cost, has_weights=bool(data.get("has_weights")), trains=trains,
+        inputs_needing=inputs_needing, inputs=len(predecessors),
+    )
+    record.bwd_input_macs, record.bwd_weight_macs = input_macs, weight_macs
+    record.bwd_input_flops, record.bwd_weight_flops = convention.backward_flops(
+        record.cost, input_macs, weight_macs, flows=needs[node_id], trains=trains
+    )
+    if convention.elementwise and computes_batch_statistics(data["operation"],
+                                                            data.get("training_argument")):
+        record.batch_statistics_flops = BATCH_STATISTICS_FLOPS * record.activations
 
 
 def node_costs(
@@ -155,18 +308,25 @@ def node_costs(
     *,
     strict: bool = False,
     registry: Optional[Registry] = None,
+    training: bool = False,
+    _inputs_need_gradient: bool = False,
     _warn: bool = True,
 ) -> list[NodeCost]:
     """Cost of every node of a graph from :func:`modelstats.to_networkx`, in graph order.
 
     Unsupported layers are listed (``status="unsupported"``) and warned about once per class;
-    with ``strict=True`` they raise :class:`UnsupportedLayerError` naming every such class.
-    A rule that fails raises :class:`~modelstats.errors.RuleError` naming the layer.
+    with ``strict=True`` they raise :class:`UnsupportedLayerError` naming every such class. A
+    call that Keras symbolic tensors refused is counted from its trace under the backend
+    (``status="traced"``, :mod:`modelstats.backend_trace`) when it can be.
+    A rule that fails raises :class:`~modelstats.errors.RuleError` naming the layer. With
+    ``training=True`` the records also hold the backward work of a training step
+    (:mod:`modelstats.training`).
     """
     if registry is None:
         from modelstats import rules
 
         registry = rules.active()
+    needs = needs_gradient(graph, _inputs_need_gradient) if training else {}
     results: list[NodeCost] = []
     unsupported: dict[str, list[str]] = {}
     for node_id, data in graph.nodes(data=True):
@@ -182,17 +342,23 @@ def node_costs(
             status="counted",
             activations=activations,
             activation_bytes=activations * _itemsize(data["dtype"]),
+            **memory_traffic(graph, data),
         )
         try:
             if data.get("trace_error"):  # the walk tried to trace this call and could not
-                raise Unsupported(
-                    f"no rule for {data['type']}, and its call could not be traced on symbolic "
-                    f"inputs ({data['trace_error']})"
-                )
-            if registry.cost_rule(type(operation)) is NESTED or (
+                _backend_work(graph, node_id, record, convention,
+                              f"no rule for {data['type']}, and its call could not be traced "
+                              f"on symbolic inputs ({data['trace_error']})", data["trace_error"],
+                              needs if training else None)
+            elif registry.cost_rule(type(operation)) is NESTED or (
                 registry.traceable(type(operation)) and data.get("traceable")
             ):
-                record.cost, record.flops = _nested_cost(data, convention, registry)
+                inputs_need = any(needs.get(src, False) for src, _ in data["inputs"])
+                try:
+                    _nested_work(data, convention, registry, record, training, inputs_need)
+                except _NotSymbolic as exc:  # kept whole, and its call refuses symbolic inputs
+                    _backend_work(graph, node_id, record, convention, exc.reason, exc.reason,
+                                  needs if training else None)
             else:
                 record.cost = registry.cost(
                     operation, data["input_shapes"], data["output_shapes"], node=node_id
@@ -200,12 +366,14 @@ def node_costs(
                 folded = (convention.fold_batchnorm and record.cost.norm
                           and _folded(graph, node_id, registry))
                 record.flops = convention.flops(record.cost, folded=bool(folded))
+                if training:
+                    _train(record, node_id, data, convention, needs)
         except Unsupported as exc:
             record.status = "unsupported"
             record.reason = exc.reason
             unsupported.setdefault(record.type, []).append(node_id)
         else:
-            if record.cost == Cost():
+            if record.status == "counted" and record.cost == Cost():
                 record.status = "zero"
         results.append(record)
 

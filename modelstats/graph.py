@@ -20,9 +20,9 @@ from typing import Any, Optional
 
 import networkx as nx
 
-from modelstats.errors import NotAGraphModelError, ShapeError
+from modelstats.errors import ModelStatsError, NotAGraphModelError, ShapeError
 
-__all__ = ["to_networkx", "Shape", "InputShapes"]
+__all__ = ["to_networkx", "find_node", "Shape", "InputShapes"]
 
 Shape = tuple  # a tensor shape without the batch dimension; entries are int or None
 
@@ -48,16 +48,40 @@ class InputShapes:
     text: str = ""
 
     @classmethod
-    def parse(cls, input_shape: Any) -> "InputShapes":
+    def parse(cls, input_shape: Any, *, symbols: bool = False) -> "InputShapes":
+        """Check and keep ``input_shape``; with ``symbols=True`` a dimension may also be a
+        named size (a string such as ``"H"``), for :mod:`modelstats.symbolic`.
+
+        >>> InputShapes.parse(("H", "W", 3), symbols=True).substituted({"H": 9, "W": 7})
+        (9, 7, 3)
+        """
         text = repr(input_shape)
         if isinstance(input_shape, Mapping):
-            parsed = cls(by_name={k: _checked(v, text) for k, v in input_shape.items()}, text=text)
+            parsed = cls(by_name={k: _checked(v, text, symbols) for k, v in input_shape.items()},
+                         text=text)
         elif isinstance(input_shape, Sequence) and not isinstance(input_shape, (str, bytes)) \
                 and input_shape and all(_is_shape_like(s) for s in input_shape):
-            parsed = cls(positional=tuple(_checked(s, text) for s in input_shape), text=text)
+            parsed = cls(positional=tuple(_checked(s, text, symbols) for s in input_shape),
+                         text=text)
         else:
-            parsed = cls(positional=(_checked(input_shape, text),), text=text)
+            parsed = cls(positional=(_checked(input_shape, text, symbols),), text=text)
         return parsed
+
+    def shapes(self) -> list[Shape]:
+        """Every given shape, in order."""
+        return list(self.positional) if self.positional is not None \
+            else list(self.by_name.values())
+
+    def substituted(self, values: Mapping[str, int]) -> Any:
+        """``input_shape`` in the form it was given, each named size replaced by its value."""
+        def shape(s: Shape) -> Shape:
+            return tuple(values[str(d)] if is_symbol(d) else d for d in s)
+
+        if self.by_name is not None:
+            return {k: shape(v) for k, v in self.by_name.items()}
+        if len(self.positional) == 1:
+            return shape(self.positional[0])
+        return [shape(s) for s in self.positional]
 
     @property
     def single(self) -> Shape:
@@ -94,13 +118,28 @@ def _is_shape_like(value: Any) -> bool:
     return isinstance(value, Sequence) and not isinstance(value, (str, bytes))
 
 
-def _checked(shape: Any, text: str) -> Shape:
-    """Every given dimension is a positive integer or None, before Keras sees it."""
+def is_symbol(dim: Any) -> bool:
+    """A named size in ``input_shape``: a string such as ``"H"`` (or a sympy Symbol)."""
+    return isinstance(dim, str) or getattr(dim, "is_Symbol", False) is True
+
+
+def _checked(shape: Any, text: str, symbols: bool = False) -> Shape:
+    """Every given dimension is a positive integer or None (or, with ``symbols``, a named
+    size), before Keras sees it."""
     if not _is_shape_like(shape):
         raise ShapeError(
             f"input_shape={text}: expected a tuple of dimensions without the batch "
             "dimension, such as (224, 224, 3)."
         )
+    named = [dim for dim in shape if is_symbol(dim)]
+    if named:
+        if not symbols:
+            raise ShapeError(
+                f"input_shape={text}: a named size such as {named[0]!r} gives formulas with "
+                "modelstats.count_flops and modelstats.analyze; a graph needs integer sizes "
+                "(or None)."
+            )
+        return tuple(d if is_symbol(d) else _checked((d,), text)[0] for d in shape)
     for dim in shape:
         integral = hasattr(dim, "__index__") and not isinstance(dim, bool)
         if dim is not None and (not integral or int(dim) < 1):
@@ -198,10 +237,11 @@ class _Scope:
     """One Functional being walked: its nodes, id prefix, the outer call it expands and the
     outer producers of its inputs, by position in ``functional.inputs``."""
 
-    __slots__ = ("functional", "prefix", "path", "nodes", "outer_node", "outer_inputs", "traced")
+    __slots__ = ("functional", "prefix", "path", "nodes", "outer_node", "outer_inputs", "traced",
+                 "training", "whole")
 
     def __init__(self, functional, prefix, path, adapter, outer_node=None, outer_inputs=None,
-                 traced=False):
+                 traced=False, training=None):
         self.functional = functional
         self.prefix = prefix
         self.path = path
@@ -209,6 +249,10 @@ class _Scope:
         self.outer_node = outer_node
         self.outer_inputs = outer_inputs
         self.traced = traced  # a layer's call traced here: its ops and inputs are named here
+        # training= given to the call this scope expands or to an enclosing one (Keras passes
+        # it down to every inner call); None when no call gave it
+        self.training = training
+        self.whole = None  # a traced call: how to record it as one node instead (_Walk.unsized)
 
 
 class _Walk:
@@ -229,6 +273,36 @@ class _Walk:
         self.call_counts: dict[tuple[tuple[str, ...], int], int] = {}
         self.seen_weights: set[int] = set()
         self.used_ids: set[str] = set()
+        self.unsized: list[str] = []  # nodes inside traced calls left with unknown sizes
+
+    def kept_whole(self, scope: _Scope) -> bool:
+        """Undo the expansion of a traced call whose nodes are left with unknown sizes though
+        its inputs have known ones, and record the call as one node instead, its cost then
+        read from a backend trace (modelstats.backend_trace). Such a trace baked a size the
+        symbolic call did not know into an argument (EinsumDense's output shape is fixed when
+        it is built, on an unknown sequence length; a reshape to ``ops.shape`` of that output
+        keeps it unknown), so its nodes cannot be counted. True when it did so."""
+        parent, node_id, call_index, inputs, input_values, count, mark, seen = scope.whole
+        nodes = self.graph.nodes
+        unsized = [n for n in self.unsized[mark:] if n in nodes]
+        if not unsized or any(d is None for src, i in inputs
+                              for d in nodes[src]["output_shapes"][i]):
+            return False
+        first = nodes[unsized[0]]
+        self.trace_errors[id(scope.outer_node)] = (
+            f"its trace leaves sizes unknown: '{unsized[0]}' ({first['type']}) has shape "
+            f"{first['output_shapes'][0]}")
+        added = list(nodes)[count:]
+        self.graph.remove_nodes_from(added)
+        self.used_ids.difference_update(added)
+        del self.unsized[mark:]
+        self.seen_weights = seen  # the call's weights count at its one node
+        self.add_record(parent, scope.outer_node, self.adapter.operation(scope.outer_node),
+                        node_id, call_index, inputs, input_values)
+        if parent.traced and any(d is None for shape in nodes[node_id]["output_shapes"]
+                                 for d in shape):
+            self.unsized.append(node_id)
+        return True
 
     def node_id(self, scope: _Scope, operation: Any, keras_node: Any) -> tuple[str, int]:
         """A readable unique id: ``outer/inner/name``, ``#k`` for the k-th call of a layer.
@@ -339,12 +413,14 @@ class _Walk:
                    input_values: Optional[list]) -> None:
         adapter, graph = self.adapter, self.graph
         if hasattr(operation, "trainable_weights"):
-            trainable = self._count(operation.trainable_weights)
-            non_trainable = self._count(operation.non_trainable_weights)
+            trainable_weights = operation.trainable_weights
+            frozen_weights = operation.non_trainable_weights
         else:  # a keras.ops call owns no weights, but may read a traced layer's variables
             variables = adapter.argument_variables(keras_node)
-            trainable = self._count([v for v in variables if v.trainable])
-            non_trainable = self._count([v for v in variables if not v.trainable])
+            trainable_weights = [v for v in variables if v.trainable]
+            frozen_weights = [v for v in variables if not v.trainable]
+        trainable = self._count(trainable_weights)
+        non_trainable = self._count(frozen_weights)
         outputs = adapter.outputs(keras_node.outputs)
         for index, tensor in enumerate(outputs):
             self.producers[id(tensor)] = (node_id, index)
@@ -375,6 +451,16 @@ class _Walk:
             params=trainable + non_trainable,
             trainable_params=trainable,
             non_trainable_params=non_trainable,
+            # whether the call reads weights, and trainable ones, at every call of a shared
+            # layer (params count only the first): what a training step differentiates
+            has_weights=bool(trainable_weights or frozen_weights),
+            trains=bool(trainable_weights),
+            # (elements, stored dtype) of each variable the call reads, at every call: the
+            # bytes it reads (cost.memory_traffic)
+            weight_sizes=[(adapter.variable_size(v), adapter.variable_dtype(v))
+                          for v in (*trainable_weights, *frozen_weights)],
+            training_argument=(scope.training if adapter.training_argument(keras_node) is None
+                               else adapter.training_argument(keras_node)),
             is_input=bool(adapter.is_input(keras_node) and scope.outer_node is None),
             trace_error=self.trace_errors.get(id(keras_node)),
             # a layer whose call can be traced when it is kept whole (expand_nested=False)
@@ -418,6 +504,8 @@ def _walk(root: Any, adapter: Any, expand_nested: bool, registry: Any,
         keras_node = next(scope.nodes, None)
         if keras_node is None:
             stack.pop()
+            if scope.whole is not None and walk.kept_whole(scope):
+                continue
             if scope.outer_node is not None:
                 _connect_nested_outputs(scope, walk.producers, adapter)
             continue
@@ -429,10 +517,18 @@ def _walk(root: Any, adapter: Any, expand_nested: bool, registry: Any,
         if inner is not None:
             name = operation.name + (f"#{call_index}" if call_index else "")
             functional, outer_inputs, traced = inner
+            training = adapter.training_argument(keras_node)
             stack.append(_Scope(functional, scope.prefix + name + "/", (*scope.path, name),
-                                adapter, keras_node, outer_inputs, traced))
+                                adapter, keras_node, outer_inputs, traced,
+                                scope.training if training is None else training))
+            if traced:
+                stack[-1].whole = (scope, node_id, call_index, inputs, input_values,
+                                   len(walk.graph), len(walk.unsized), set(walk.seen_weights))
             continue
         walk.add_record(scope, keras_node, operation, node_id, call_index, inputs, input_values)
+        if scope.traced and any(d is None for shape in walk.graph.nodes[node_id]["output_shapes"]
+                                for d in shape):
+            walk.unsized.append(node_id)
     graph = walk.graph
     graph.graph["inputs"] = [walk.producers[id(t)][0] for t in root.inputs]
     graph.graph["outputs"] = [walk.producers[id(t)][0] for t in root.outputs]
@@ -567,6 +663,24 @@ def _check_sizes_positive(graph: nx.DiGraph) -> None:
                 )
 
 
+def find_node(graph: nx.DiGraph, layer: str) -> str:
+    """The node id of ``layer``: a node id, or the name of a layer called at one node only;
+    a :class:`~modelstats.errors.ModelStatsError` naming the choices otherwise."""
+    if layer in graph:
+        return layer
+    matches = [n for n, d in graph.nodes(data=True) if d["name"] == layer]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise ModelStatsError(
+            f"Layer name {layer!r} is called at several nodes {matches}; pass a node id."
+        )
+    raise ModelStatsError(
+        f"No node or layer named {layer!r} in the model; node ids look like "
+        f"{list(graph.nodes)[:3]}."
+    )
+
+
 def inner_graph(data: dict) -> nx.DiGraph:
     """The graph inside one node kept whole (``expand_nested=False``): a nested model's, or
     the trace of the call of a layer without a rule or of a subclassed model.
@@ -625,7 +739,11 @@ def to_networkx(
         index)`` pairs), ``input_shapes`` and ``output_shapes`` (tuples without batch),
         ``data_format`` and ``spatial_axes`` (positions of the spatial axes in the output
         shape), ``params``, ``trainable_params``, ``non_trainable_params`` (a shared layer's
-        weights are counted at its first call only), ``dtype`` and ``is_input``. Edge
+        weights are counted at its first call only), ``has_weights`` and ``trains`` (the call
+        reads weights, trainable ones: at every call), ``training_argument`` (the
+        ``training=`` its call, or an enclosing one, was given; None if none),
+        ``weight_sizes`` (``(elements, dtype)`` of each variable the call reads, as stored),
+        ``dtype`` and ``is_input``. Edge
         attributes, one entry per tensor the producer passes to the consumer: ``indices`` (the
         consumer's argument positions), ``output_indices`` (the producer's outputs) and
         ``shapes``. The graph attribute ``inputs`` / ``outputs`` lists the node ids of the

@@ -16,11 +16,27 @@ from typing import Any, Optional, Sequence, Union
 import networkx as nx
 import pandas as pd
 
-from modelstats import schema
-from modelstats._render import PARTIAL_NOTE, pipe_table, pyplot, summary_rows, view_rows
+from modelstats import schema, symbolic
+from modelstats._render import (
+    PARTIAL_NOTE,
+    draw_cost,
+    draw_field_box,
+    draw_field_growth,
+    is_missing as _missing,
+    pipe_table,
+    pyplot,
+    report_html,
+    runs,
+    short_names,
+    stage_starts,
+    summary_rows,
+    text_cell,
+    view_rows,
+)
 from modelstats.cost import Convention, node_costs
+from modelstats.training import optimizer_flops
 from modelstats.errors import ModelStatsError, OptionError, UnknownOptionError, user_stacklevel
-from modelstats.graph import to_networkx
+from modelstats.graph import find_node, to_networkx
 from modelstats.propagation import (
     MultipleSpatialInputsWarning,
     ReceptiveField,
@@ -36,22 +52,6 @@ def _graph(model: Any, input_shape: Any, expand_nested: bool = True) -> nx.DiGra
     if isinstance(model, nx.DiGraph):
         return model
     return to_networkx(model, expand_nested=expand_nested, input_shape=input_shape)
-
-
-def _find_node(graph: nx.DiGraph, layer: str) -> str:
-    if layer in graph:
-        return layer
-    matches = [n for n, d in graph.nodes(data=True) if d["name"] == layer]
-    if len(matches) == 1:
-        return matches[0]
-    if matches:
-        raise ModelStatsError(
-            f"Layer name {layer!r} is called at several nodes {matches}; pass a node id."
-        )
-    raise ModelStatsError(
-        f"No node or layer named {layer!r} in the model; node ids look like "
-        f"{list(graph.nodes)[:3]}."
-    )
 
 
 def _value(v):
@@ -92,17 +92,31 @@ def _cost_columns(graph: nx.DiGraph, records, batch_size: int,
         data = graph.nodes[record.node]
         # Unknown is not zero: an unsupported node's work is missing (<NA>), never counted as 0.
         known = record.status != "unsupported"
+        row: dict[str, Any] = {}
         for c, kind, path in wanted:
-            if c.nullable and not known:
+            if kind == "ratio":  # of this row's values, already batch-scaled
+                value = _ratio(c, row)
+            elif c.nullable and not known:
                 value = None
             else:
                 value = data[path] if kind == "node" else _attribute(record, path)
             if c.dtype == "shapes":
                 value = [list(s) for s in value]
             elif c.per_batch and value is not None:
-                value = value * batch_size
+                fixed = _attribute(record, c.unbatched.split(":", 1)[1]) if c.unbatched else 0
+                value = c.at_batch(value, batch_size, fixed)
+            row[c.name] = value
             columns[c.name].append(value)
     return columns
+
+
+def _ratio(c: schema.Column, row: dict[str, Any]) -> Optional[float]:
+    """A ``ratio:`` column: missing when a term is unknown or the denominator is 0."""
+    numerator, denominators = c.ratio_terms
+    terms = [row.get(name) for name in (numerator, *denominators)]
+    if any(t is None for t in terms) or sum(terms[1:]) == 0:
+        return None
+    return terms[0] / sum(terms[1:])
 
 
 def _frame(graph: nx.DiGraph, columns: dict[str, list],
@@ -163,7 +177,7 @@ def receptive_field(
     graph = _graph(model, input_shape)
     propagation = propagate(graph, input, strict=strict)
     if layer is not None:
-        return propagation.field(_find_node(graph, layer))
+        return propagation.field(find_node(graph, layer))
     layout = (schema.column("type"),
               *schema.layout(axis_names(propagation.n_axes), groups=("field",)))
     columns = _field_columns(propagation, graph.nodes, layout)
@@ -192,16 +206,34 @@ def _convention(convention: Union[str, Convention, None], options: dict) -> Conv
     return dataclasses.replace(base, **options)
 
 
+def _features(training: bool, chosen: Convention) -> tuple[str, ...]:
+    """The optional computations asked for (``schema.FEATURES``), checked."""
+    if not isinstance(training, bool):
+        raise OptionError(f"training is True or False; received {training!r}.")
+    if training and chosen.fold_batchnorm:
+        raise OptionError(
+            "fold_batchnorm describes a deployed model; a training step cannot fold batch "
+            "normalisation (it computes batch statistics). Pass training=False, or a convention "
+            "without fold_batchnorm."
+        )
+    return ("training",) if training else ()
+
+
 def _costs(graph: nx.DiGraph, batch_size: int, strict: bool, chosen: Convention,
-           layout: Sequence[schema.Column]) -> tuple[dict, dict]:
-    """Cost columns and the frame attributes (convention, partial, batch size)."""
-    records = node_costs(graph, chosen, strict=strict)
+           layout: Sequence[schema.Column], features: Sequence[str] = ()) -> tuple[dict, dict]:
+    """Cost columns and the frame attributes (convention, partial, batch size, and in a
+    training step the optimizer's update FLOPs)."""
+    training = "training" in features
+    records = node_costs(graph, chosen, strict=strict, training=training)
     columns = _cost_columns(graph, records, batch_size, layout)
     attrs = {
         "convention": chosen.describe(),
         "partial": any(r.status == "unsupported" for r in records),
         "batch_size": batch_size,
     }
+    if training:
+        attrs["optimizer_flops"] = optimizer_flops(
+            sum(graph.nodes[r.node]["trainable_params"] for r in records))
     return columns, attrs
 
 
@@ -213,6 +245,7 @@ def count_flops(
     strict: bool = False,
     convention: Union[str, Convention, None] = None,
     expand_nested: bool = True,
+    training: bool = False,
     **options: bool,
 ) -> pd.DataFrame:
     """MACs, FLOPs, parameters and activation memory of every call node.
@@ -221,7 +254,9 @@ def count_flops(
     ----------
     model : keras.Model or networkx.DiGraph
     input_shape : tuple, optional
-        Input shape without batch (required when the model has unknown sizes).
+        Input shape without batch (required when the model has unknown sizes). Strings name
+        sizes, ``("H", "W", 3)``: the counts are then exact sympy formulas of them
+        (:func:`modelstats.symbolic.count_flops`, docs/conventions.md).
     batch_size : int, default 1
         A positive integer multiplying MACs, FLOPs and activations (parameters are per model);
         anything else raises :class:`ShapeError`.
@@ -232,15 +267,24 @@ def count_flops(
         A preset name or a :class:`Convention`; ``**options`` (``elementwise``, ``bias``,
         ``fold_batchnorm``) refine it. An unknown preset raises :class:`OptionError`, an
         unknown option :class:`UnknownOptionError` (also a ``TypeError``).
+    expand_nested : bool, default True
+        One row per call inside nested models and traced layers; False keeps each whole,
+        with the sum of its calls.
+    training : bool, default False
+        Also count one training step: the backward columns ``bwd_input_macs``,
+        ``bwd_weight_macs``, ``train_macs`` and their ``_flops`` twins, following which
+        layers are trainable (a frozen prefix does no backward work; docs/conventions.md),
+        and ``attrs["optimizer_flops"]``, the update FLOPs per optimizer.
 
     Returns
     -------
     pandas.DataFrame
         Indexed by node id, the cost columns of :mod:`modelstats.schema` (docs/api.md):
         ``type``, ``input_shape``, ``output_shape``, ``params``, ``trainable_params``, ``macs``,
-        ``flops``, ``activations``, ``activation_bytes``, ``status`` (``counted``, ``zero`` or
-        ``unsupported``) and ``note``. The frame's ``attrs`` hold the convention, whether the
-        totals are partial, and the batch size.
+        ``flops``, ``activations``, ``activation_bytes``, (with ``training``: the backward
+        columns), ``status`` (``counted``, ``zero``, ``traced`` or ``unsupported``) and
+        ``note``. The frame's ``attrs`` hold the convention, whether the totals are partial, the
+        batch size (and with ``training`` the optimizer FLOPs).
 
     Examples
     --------
@@ -256,12 +300,26 @@ def count_flops(
     ...                                convention=modelstats.Convention(elementwise=False))
     >>> int(table.loc["conv", "flops"])
     15552
+
+    A training step: the first layer's input (the model's) needs no gradient, so the conv
+    only adds its weight gradient, as many MACs as its forward pass.
+
+    >>> table = modelstats.count_flops(keras.Model(x, y), training=True)
+    >>> table.loc["conv", ["macs", "bwd_input_macs", "bwd_weight_macs", "train_macs"]].tolist()
+    [3888, 0, 3888, 7776]
+    >>> table.attrs["optimizer_flops"]["adam"]  # 3*3*3*4 trainable parameters x 12
+    1296
     """
+    if symbolic.is_symbolic(input_shape):  # sizes named by strings: sympy formulas
+        return symbolic.count_flops(model, input_shape=input_shape, batch_size=batch_size,
+                                    strict=strict, convention=convention,
+                                    expand_nested=expand_nested, training=training, **options)
     batch_size = schema.check_batch_size(batch_size)
     chosen = _convention(convention, options)
+    features = _features(training, chosen)
     graph = _graph(model, input_shape, expand_nested)
-    layout = schema.layout()
-    columns, attrs = _costs(graph, batch_size, strict, chosen, layout)
+    layout = schema.layout(features=features)
+    columns, attrs = _costs(graph, batch_size, strict, chosen, layout, features)
     frame = _frame(graph, columns, layout)
     frame.attrs.update(attrs)
     return frame
@@ -322,9 +380,12 @@ class Report:
     convention: str
     graph: nx.DiGraph = field(repr=False)
     _propagation: Any = field(default=None, repr=False)
+    #: With symbolic sizes (``input_shape=("H", "W", 3)``): what :meth:`at` evaluates.
+    symbolic: Any = field(default=None, repr=False)
 
     def _rank_column(self, by: str) -> str:
-        choices = [c.name for c in schema.rankable() if c.name in self.layers.columns]
+        choices = [c.name for c in schema.rankable(schema.FEATURES)
+                   if c.name in self.layers.columns]
         if by not in choices:
             raise OptionError(f"Cannot rank layers by {by!r}; choose one of {choices}.")
         return by
@@ -434,11 +495,47 @@ class Report:
         view = _grouped(self.layers, self.layers["type"], "type")
         return view.sort_values(by, ascending=False, kind="stable", na_position="last")
 
+    def at(self, **sizes: int) -> "Report":
+        """This report, made with symbolic sizes, evaluated at concrete ones.
+
+        The formulas are evaluated and the receptive fields propagated at ``sizes`` (Keras is
+        not called again): the result is the report :func:`analyze` gives at those sizes.
+
+        Parameters
+        ----------
+        **sizes : int
+            A positive integer for every symbol of ``input_shape`` (``H=224, W=224``).
+
+        Raises
+        ------
+        ShapeError
+            A symbol is missing or not a positive integer, or the model does not build at those
+            sizes (a layer's output would be empty, or a merge would join unequal sizes).
+
+        Examples
+        --------
+        >>> import keras, modelstats
+        >>> x = keras.Input((None, None, 3))
+        >>> y = keras.layers.Conv2D(8, 3, strides=2, padding="same", name="conv")(x)
+        >>> report = modelstats.analyze(keras.Model(x, y), input_shape=("H", "W", 3))
+        >>> concrete = report.at(H=97, W=131)
+        >>> int(concrete.layers.loc["conv", "macs"])  # 49 * 66 positions * 3*3*3 * 8
+        698544
+        >>> concrete.receptive_field("conv").padding  # "same" pads 1 on the left at odd sizes
+        (1, 1)
+        """
+        if self.symbolic is None:
+            raise ModelStatsError(
+                "at() evaluates a report made with symbolic sizes (input_shape=('H', 'W', 3)); "
+                "this report is already concrete."
+            )
+        return self.symbolic.at(self, sizes)
+
     def receptive_field(self, layer: str) -> ReceptiveField:
         """The :class:`ReceptiveField` of one node id or layer name."""
         if self._propagation is None:
             raise ModelStatsError("This model has no input with spatial axes.")
-        return self._propagation.field(_find_node(self.graph, layer))
+        return self._propagation.field(find_node(self.graph, layer))
 
     # -- exports --------------------------------------------------------------------------
     def to_csv(self, path=None, **kwargs):
@@ -526,39 +623,193 @@ class Report:
         )
         return f"<table>{head}</table>" + self.top(10).to_html()
 
+    def to_html(self, path=None, *, top: int = 10, by: str = "flops", depth: int = 1,
+                plots: bool = True):
+        """The report as one self-contained HTML page, to open in any browser or attach.
+
+        No network is needed to view it: styles and the small table-sorting script are inline
+        and the plots are embedded as base64 PNG images.
+
+        Parameters
+        ----------
+        path : str or path-like, optional
+            Where to write the page (UTF-8); None returns the text.
+        top : int, default 10
+            How many of the most expensive layers the "top layers" table and the cost plot
+            name.
+        by : str, default "flops"
+            The rankable column they are ranked by.
+        depth : int, default 1
+            The nesting depth of the per-block table (:meth:`by_block`).
+        plots : bool, default True
+            Embed the cost plot, the receptive-field growth and the field of the last feature
+            map's centre unit; needs matplotlib (without it the page says so).
+
+        Returns
+        -------
+        str or None
+            The page when ``path`` is None. Its sections: a summary line and the convention, a
+            warning when the totals are partial, ``<table id="totals">``, the receptive field
+            of the last feature map, ``<table id="top-layers">``, ``<table id="blocks">``, the
+            plots (``<figure id="plot-cost">``, ``"plot-field"``, ``"plot-box"``) and every
+            layer in ``<table id="layers">``; tables sort by a click on a header.
+
+        Examples
+        --------
+        >>> import keras, modelstats
+        >>> x = keras.Input((8, 8, 3))
+        >>> y = keras.layers.Conv2D(4, 3, name="conv")(x)
+        >>> page = modelstats.analyze(keras.Model(x, y)).to_html(plots=False)
+        >>> page.startswith("<!DOCTYPE html>"), '<table id="top-layers"' in page
+        (True, True)
+        """
+        text = report_html(self, top=top, by=by, depth=depth, plots=plots)
+        if path is None:
+            return text
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        return None
+
     # -- plots ----------------------------------------------------------------------------
+    def _stages(self) -> list:
+        """Where each new stride starts along the last spatial axis (positions in the rows)."""
+        axes = schema.axes_of(self.layers.columns)
+        if not axes:
+            return []
+        return stage_starts(list(self.layers[f"rf_stride_{axes[-1]}"]))
+
+    def _input_size(self) -> Optional[tuple]:
+        """The spatial size of the input the fields are measured from, e.g. ``(224, 224)``."""
+        source = self.totals.get("rf_input")
+        if source is None or source not in self.graph:
+            return None
+        data = self.graph.nodes[source]
+        shape = data["output_shapes"][0]
+        return tuple(shape[i] for i in data.get("spatial_axes", ()))
+
     def plot_cost(self, k: int = 10, by: str = "flops", ax=None):
-        """Bar chart of ``by`` (a rankable column) per node in graph order, the top ``k``
-        highlighted."""
+        """Bar chart of ``by`` (a rankable column) per node in graph order, in readable units.
+
+        The ``k`` most expensive nodes are red and named on the x axis; a dashed line marks
+        where each new stride starts (a resolution stage), and each nested model or traced
+        layer is shaded and named above the bars. Unsupported rows (unknown cost) draw no bar.
+        Needs matplotlib; returns the ``Axes``.
+
+        Examples
+        --------
+        >>> import keras, modelstats
+        >>> x = keras.Input((16, 16, 3))
+        >>> y = keras.layers.Conv2D(8, 3, strides=2, name="c1")(x)
+        >>> y = keras.layers.Conv2D(8, 3, name="c2")(y)
+        >>> ax = modelstats.analyze(keras.Model(x, y)).plot_cost(k=1)
+        >>> [label.get_text() for label in ax.get_xticklabels()], ax.get_ylabel()
+        (['c2'], 'kFLOPs per layer')
+        >>> # 2 x (c1 7*7 * 27*8 + c2 5*5 * 72*8 MACs) + one bias add per output (392 + 200)
+        >>> ax.get_title()
+        'FLOPs per layer: total 50.6 kFLOPs'
+        """
         by = self._rank_column(by)
         plt = pyplot()
-        ax = ax or plt.subplots(figsize=(12, 4))[1]
+        ax = ax or plt.subplots(figsize=(12, 4.5))[1]
         values = self.layers[by].astype("Float64").fillna(0).to_numpy(dtype=float)
-        top = set(self.top(k, by).index)
-        colours = ["tab:red" if n in top else "tab:blue" for n in self.layers.index]
-        ax.bar(range(len(values)), values, color=colours, width=1.0)
-        ax.set_xlabel("node (graph order)")
-        ax.set_ylabel(by)
-        ax.set_title(f"{by} per node; top {k} in red")
-        return ax
+        nodes = list(self.layers.index)
+        position = {node: i for i, node in enumerate(nodes)}
+        keys = []
+        for node in nodes:
+            path = self.graph.nodes[node].get("path", ()) if node in self.graph else ()
+            keys.append(path[0] if path else None)
+        per_batch = schema.column(by).per_batch
+        return draw_cost(ax, list(values), by, short_names(nodes),
+                         [position[n] for n in self.top(k, by).index], self._stages(),
+                         runs(keys), self.totals["batch_size"] if per_batch else 1)
 
-    def plot_receptive_field(self, ax=None):
-        """Receptive-field size and stride (last axis) through the network, in graph order."""
+    def plot_receptive_field(self, ax=None, *, layer: Optional[str] = None, unit=None,
+                             image: Any = None):
+        """The receptive field: its growth through the network, or one unit's box on an image.
+
+        Without ``layer``: field size and stride along the last spatial axis per node in graph
+        order (log scale), the input size as a dotted line, the first node whose field is
+        wider than the input, and a dashed line where each new stride starts.
+
+        With ``layer`` (a 2-D feature map): the input pixels one of its units sees, drawn over
+        ``image`` stretched to the input size (the picture as the model receives it), with the
+        pixels it actually depends on dashed when the field reaches past the image, and the
+        centres of the map's units, one stride apart.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+        layer : str, optional
+            Node id or layer name of a feature map with a positional field.
+        unit : tuple of int, optional
+            The unit's position in that map; default its centre.
+        image : array-like, optional
+            ``(H, W)`` or ``(H, W, C)``, integers 0-255 or floats (0-1, or 0-255 as
+            ``keras.utils.img_to_array`` gives); a PIL image works too. Default: a neutral
+            test card of the input size.
+
+        Returns
+        -------
+        matplotlib Axes
+
+        Examples
+        --------
+        >>> import keras, modelstats
+        >>> x = keras.Input((32, 32, 3))
+        >>> y = keras.layers.Conv2D(4, 3, strides=2, padding="same", name="c1")(x)
+        >>> y = keras.layers.Conv2D(4, 5, strides=2, name="c2")(y)
+        >>> report = modelstats.analyze(keras.Model(x, y))
+        >>> ax = report.plot_receptive_field(layer="c2", unit=(0, 0))
+        >>> field = next(p for p in ax.patches if p.get_gid() == "field")
+        >>> field.get_xy(), field.get_width()  # pixels 0..10: 3 + (5-1)*2 = 11 px
+        ((-0.5, -0.5), 11)
+        """
         axes = schema.axes_of(self.layers.columns)
         if not axes:
             raise ModelStatsError("No receptive-field columns: the model has no spatial input.")
         plt = pyplot()
+        if layer is not None:
+            return self._plot_field_box(ax or plt.subplots(figsize=(6, 6))[1], layer, unit,
+                                        image)
         ax = ax or plt.subplots(figsize=(12, 4))[1]
-        positions = range(len(self.layers))
-        ax.plot(positions, self.layers[f"rf_size_{axes[-1]}"].astype(float), label="size")
-        ax.plot(positions, self.layers[f"rf_stride_{axes[-1]}"].astype(float), label="stride")
-        ax.set_yscale("log")
-        ax.set_xlabel("node (graph order)")
-        ax.set_ylabel("input pixels")
-        ax.set_title("Receptive field growth")
-        ax.legend()
-        return ax
+        size = self._input_size()
+        return draw_field_growth(
+            ax, [float("nan") if _missing(v) else float(v)
+                 for v in self.layers[f"rf_size_{axes[-1]}"]],
+            [float("nan") if _missing(v) else float(v)
+             for v in self.layers[f"rf_stride_{axes[-1]}"]],
+            short_names(list(self.layers.index)), self._stages(),
+            size[-1] if size else None, axes[-1])
 
+    def _plot_field_box(self, ax, layer: str, unit, image):
+        node = find_node(self.graph, layer)
+        rf = self.receptive_field(node)
+        if rf.status != "spatial":
+            raise ModelStatsError(f"'{node}' has no positional receptive field (status: "
+                                  f"{rf.status}), so no box to draw.")
+        size = self._input_size()
+        if len(rf.size) != 2 or not size or None in size:
+            raise ModelStatsError(f"The field picture needs a 2-D input of known size; "
+                                  f"'{node}' is measured on an input of spatial size {size}.")
+        data = self.graph.nodes[node]
+        shape = data["output_shapes"][0]
+        grid = [shape[i] for i in data.get("spatial_axes", ())]
+        if unit is None:
+            unit = tuple((n or 1) // 2 for n in grid)
+        unit = tuple(int(u) for u in unit)
+        box = rf.box(unit)
+        if box is None:
+            raise ModelStatsError(f"Unit {unit} of '{node}' reads no input pixel.")
+        centres = []
+        if len(grid) == 2 and None not in grid and max(grid) <= 32:
+            centres = [tuple(float(c) for c in rf.center((i, j)))
+                       for i in range(grid[0]) for j in range(grid[1])]
+        name = short_names([node])[0]
+        title = (f"{name}, unit {unit}: a {rf.size[0]} x {rf.size[1]} px field on the "
+                 f"{size[0]} x {size[1]} px input (stride {text_cell(rf.stride[0])} x "
+                 f"{text_cell(rf.stride[1])})")
+        return draw_field_box(ax, image, size[0], size[1], box, rf.box(unit, clip=True),
+                              centres, title, tuple(float(c) for c in rf.center(unit)))
 
 def analyze(
     model: Any,
@@ -569,6 +820,7 @@ def analyze(
     input: Optional[str] = None,
     convention: Union[str, Convention, None] = None,
     expand_nested: bool = True,
+    training: bool = False,
     **options: bool,
 ) -> Report:
     """Receptive fields and costs of every node, joined, with totals.
@@ -580,7 +832,8 @@ def analyze(
     Report
         ``report.layers`` (one row per node, the columns of :mod:`modelstats.schema`),
         ``report.totals`` (every summed column, ``partial``, ``unsupported``, ``batch_size``,
-        ``rf_input``), ``report.top(k)``, ``report.receptive_field(layer)``, exports and plots.
+        ``rf_input``; with ``training``, ``optimizer_flops``), ``report.top(k)``,
+        ``report.receptive_field(layer)``, exports and plots.
 
     Examples
     --------
@@ -594,10 +847,16 @@ def analyze(
     >>> report.receptive_field("pool").size
     (4, 4)
     """
+    if symbolic.is_symbolic(input_shape):  # sizes named by strings: sympy formulas
+        return symbolic.analyze(model, input_shape=input_shape, batch_size=batch_size,
+                                strict=strict, input=input, convention=convention,
+                                expand_nested=expand_nested, training=training, **options)
     batch_size = schema.check_batch_size(batch_size)
     chosen = _convention(convention, options)
+    features = _features(training, chosen)
     graph = _graph(model, input_shape, expand_nested)
-    columns, attrs = _costs(graph, batch_size, strict, chosen, schema.layout())
+    columns, attrs = _costs(graph, batch_size, strict, chosen, schema.layout(features=features),
+                            features)
     spatial = spatial_inputs(graph)
     if input is None and len(spatial) > 1:
         input = spatial[0]
@@ -608,7 +867,8 @@ def analyze(
             stacklevel=user_stacklevel(),
         )
     propagation = propagate(graph, input, strict=strict) if spatial or input else None
-    layout = schema.layout(None if propagation is None else axis_names(propagation.n_axes))
+    layout = schema.layout(None if propagation is None else axis_names(propagation.n_axes),
+                           features=features)
     if propagation is not None:
         columns.update(_field_columns(propagation, graph.nodes, layout))
     table = _frame(graph, columns, layout)
@@ -619,6 +879,7 @@ def analyze(
         "unsupported": sorted(set(table.loc[table["status"] == "unsupported", "type"])),
         "batch_size": batch_size,
         "rf_input": None if propagation is None else propagation.input_node,
+        "optimizer_flops": attrs.get("optimizer_flops"),
     }
-    totals.update((t.name, extra[t.name]) for t in schema.TOTALS)
+    totals.update((t.name, extra[t.name]) for t in schema.totals(features))
     return Report(table, totals, attrs["convention"], graph, propagation)

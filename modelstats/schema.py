@@ -12,8 +12,9 @@ Pure Python, no pandas and no Keras: the command line reads it before TensorFlow
 pandas dtypes are named here as strings for the reporting edge to apply.
 
 >>> from modelstats import schema
->>> [c.name for c in schema.rankable()]
-['params', 'trainable_params', 'macs', 'flops', 'activations', 'activation_bytes']
+>>> [c.name for c in schema.rankable()]  # doctest: +NORMALIZE_WHITESPACE
+['params', 'trainable_params', 'macs', 'flops', 'activations', 'activation_bytes',
+ 'bytes_read', 'bytes_written']
 >>> [c.name for c in schema.layout(axes=("y", "x")) if c.name.startswith("rf_size")]
 ['rf_size_y', 'rf_size_x']
 """
@@ -32,6 +33,8 @@ __all__ = [
     "Total",
     "COLUMNS",
     "TOTALS",
+    "FEATURES",
+    "totals",
     "column",
     "layout",
     "summed",
@@ -57,7 +60,9 @@ _PANDAS_DTYPES = {
 _NUMERIC = {"int", "float", "number"}
 # node:<key> reads the graph node's attribute, cost:<a.b> the NodeCost record's attribute path,
 # field:<attr> the ReceptiveField's attribute (indexed by axis for per-axis columns).
-_SOURCES = {"node": "cost", "cost": "cost", "field": "field"}
+# ratio:<a>/<b>+<c> divides column a by the sum of columns b, c, ... of the same row after
+# batch scaling (a ratio of batch-scaled quantities is not itself multiplied by the batch).
+_SOURCES = {"node": "cost", "cost": "cost", "field": "field", "ratio": "cost"}
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,9 @@ class Column:
         :class:`~modelstats.ReceptiveField`).
     requires : str, optional
         Present only when this feature was computed (e.g. ``"training"``); None: always.
+    unbatched : str, optional
+        For a ``per_batch`` column, the ``"cost:<attr>"`` source of the part of the value a
+        batch does not multiply (weights are read once per batch, inputs once per sample).
     axis : str, optional
         Set on a column expanded from a per-axis template.
 
@@ -113,6 +121,7 @@ class Column:
     description: str = ""
     source: str = ""
     requires: Optional[str] = None
+    unbatched: Optional[str] = None
     axis: Optional[str] = None
     template: Optional[str] = None
 
@@ -123,7 +132,15 @@ class Column:
                              f"{sorted(_PANDAS_DTYPES)}")
         if self.source.split(":", 1)[0] not in _SOURCES or ":" not in self.source:
             raise ValueError(f"column {self.name!r}: source {self.source!r} is not "
-                             "node:<key>, cost:<attr> or field:<attr>")
+                             "node:<key>, cost:<attr>, field:<attr> or ratio:<a>/<b>+<c>")
+        if self.source.startswith("ratio:") and not re.fullmatch(
+                r"ratio:\w+/\w+(\+\w+)*", self.source):
+            raise ValueError(f"column {self.name!r}: source {self.source!r} is not "
+                             "ratio:<column>/<column>+<column>...")
+        if self.unbatched is not None and not (self.per_batch
+                                               and self.unbatched.startswith("cost:")):
+            raise ValueError(f"column {self.name!r}: unbatched names the cost:<attr> part of "
+                             "a per_batch column")
         if (self.per_batch or self.summed or self.rankable) and self.dtype not in _NUMERIC:
             raise ValueError(f"column {self.name!r}: only numeric columns can be batch-scaled, "
                              "summed or ranked")
@@ -150,6 +167,30 @@ class Column:
         plain, nullable = _PANDAS_DTYPES[self.dtype]
         return nullable if self.nullable else plain
 
+    @property
+    def ratio_terms(self) -> Optional[tuple[str, tuple[str, ...]]]:
+        """``(numerator, denominators)`` column names of a ``ratio:`` column, else None.
+
+        >>> Column("x", "float", source="ratio:flops/bytes_read+bytes_written").ratio_terms
+        ('flops', ('bytes_read', 'bytes_written'))
+        """
+        if not self.source.startswith("ratio:"):
+            return None
+        numerator, denominators = self.source.split(":", 1)[1].split("/")
+        return numerator, tuple(denominators.split("+"))
+
+    def at_batch(self, value: Any, batch_size: int, fixed: Any = 0) -> Any:
+        """A per-sample value for ``batch_size`` samples: a ``per_batch`` column is multiplied,
+        except its ``fixed`` part (the value of its ``unbatched`` source), counted once.
+
+        >>> Column("b", "int", per_batch=True, source="cost:b",
+        ...        unbatched="cost:w").at_batch(10 + 3, 8, fixed=3)  # 8 x 10 + 3
+        83
+        """
+        if not self.per_batch or value is None:
+            return value
+        return (value - fixed) * batch_size + fixed
+
     def expand(self, axes: Sequence[str]) -> tuple["Column", ...]:
         """One column per axis for a template; the column itself otherwise."""
         if not self.is_template:
@@ -164,7 +205,11 @@ class Total:
 
     name: str
     description: str
+    requires: Optional[str] = None
 
+
+#: Optional computations a report can hold (the ``requires`` of columns and totals).
+FEATURES = ("training",)
 
 COLUMNS: tuple[Column, ...] = (
     Column("type", "str", in_cli_table=True, source="cost:type",
@@ -193,11 +238,51 @@ COLUMNS: tuple[Column, ...] = (
     Column("activation_bytes", "int", per_batch=True, summed=True, rankable=True,
            source="cost:activation_bytes",
            description="Output elements times the size of their dtype, in bytes."),
+    Column("bwd_input_macs", "int", nullable=True, per_batch=True, summed=True, rankable=True,
+           source="cost:bwd_input_macs", requires="training",
+           description="MACs of the input gradient in a training step: the forward MACs of "
+                       "each product whose input needs a gradient (docs/conventions.md)."),
+    Column("bwd_weight_macs", "int", nullable=True, per_batch=True, summed=True, rankable=True,
+           source="cost:bwd_weight_macs", requires="training",
+           description="MACs of the weight gradient in a training step: the forward MACs of "
+                       "each product with a trainable weight."),
+    Column("train_macs", "int", nullable=True, per_batch=True, summed=True, rankable=True,
+           source="cost:train_macs", requires="training",
+           description="`macs` + `bwd_input_macs` + `bwd_weight_macs`."),
+    Column("bwd_input_flops", "int", nullable=True, per_batch=True, summed=True,
+           rankable=True, source="cost:bwd_input_flops", requires="training",
+           description="2 x `bwd_input_macs`, plus the elementwise work again where the "
+                       "gradient flows through the call."),
+    Column("bwd_weight_flops", "int", nullable=True, per_batch=True, summed=True,
+           rankable=True, source="cost:bwd_weight_flops", requires="training",
+           description="2 x `bwd_weight_macs`, plus one add per bias element where the call "
+                       "trains."),
+    Column("train_flops", "int", nullable=True, per_batch=True, summed=True, rankable=True,
+           source="cost:train_flops", requires="training",
+           description="`flops` + batch-normalisation statistics in training mode (4 per "
+                       "element) + `bwd_input_flops` + `bwd_weight_flops`."),
+    Column("bytes_read", "int", per_batch=True, summed=True, rankable=True,
+           source="cost:bytes_read", unbatched="cost:weight_bytes",
+           description="Bytes the call reads: its inputs, each in its producer's dtype, and "
+                       "the variables it reads (weights, bias, statistics) in their stored "
+                       "dtype, at every call of a shared layer. Inputs scale with the batch; "
+                       "the variables are read once per batch. An input layer reads nothing."),
+    Column("bytes_written", "int", per_batch=True, summed=True, rankable=True,
+           source="cost:bytes_written",
+           description="Bytes of the outputs the call writes, in their dtype (0 for an input "
+                       "layer)."),
+    Column("intensity", "float", nullable=True, source="ratio:flops/bytes_read+bytes_written",
+           description="Arithmetic intensity: `flops` / (`bytes_read` + `bytes_written`), "
+                       "FLOPs per byte moved at the report's batch size; `<NA>` when the "
+                       "FLOPs are unknown or nothing is moved."),
     Column("status", "str", source="cost:status",
-           description="`counted`, `zero`, or `unsupported` (no cost rule: `macs` and `flops` "
-                       "are `<NA>` and the totals partial)."),
+           description="`counted` (by a cost rule), `zero` (known to cost nothing), `traced` "
+                       "(a call that Keras symbolic tensors refused, counted from its trace "
+                       "under the backend: docs/custom_layers.md), or `unsupported` (no cost "
+                       "rule: `macs` and `flops` are `<NA>` and the totals partial)."),
     Column("note", "str", source="cost:reason",
-           description="Why a row is unsupported; empty otherwise."),
+           description="Why a row is unsupported, or how a `traced` row was counted; empty "
+                       "otherwise."),
     Column("rf_status", "str", source="field:status",
            description="`spatial`, `global`, `broken`, `unsupported`, `unknown` or `unrelated` "
                        "(see `ReceptiveField`)."),
@@ -218,11 +303,32 @@ COLUMNS: tuple[Column, ...] = (
            description="Why the field is not spatial, or how a merge is misaligned."),
 )
 
+def _check_ratios(columns: Sequence[Column]) -> None:
+    """A ratio divides columns of its own row computed before it: declared earlier, numeric."""
+    seen: dict[str, Column] = {}
+    for c in columns:
+        terms = c.ratio_terms
+        if terms is not None:
+            numerator, denominators = terms
+            for name in (numerator, *denominators):
+                if name not in seen or seen[name].dtype not in _NUMERIC \
+                        or seen[name].group != "cost":
+                    raise ValueError(f"column {c.name!r}: {name!r} must be a numeric cost "
+                                     "column declared before it")
+        seen[c.name] = c
+
+
+_check_ratios(COLUMNS)
+
 # The totals after the summed columns, in this order.
 TOTALS: tuple[Total, ...] = (
     Total("partial", "True when some node has no cost rule: the work totals are a lower bound."),
     Total("unsupported", "Sorted class names of the nodes without a cost rule."),
     Total("batch_size", "The batch size the `per batch` columns were multiplied by."),
+    Total("optimizer_flops", "FLOPs of one optimizer update per step, per optimizer "
+                             "(`sgd`, `momentum`, `adam`, `adamw`): trainable parameters "
+                             "times 2, 4, 12, 15 (docs/conventions.md); not multiplied by the "
+                             "batch size.", requires="training"),
     Total("rf_input", "The model input receptive fields are measured from (None without "
                       "spatial input)."),
 )
@@ -289,6 +395,11 @@ def layout(axes: Optional[Sequence[str]] = None, *, groups: Sequence[str] = ("co
             continue
         chosen.extend(c.expand(axes or ()))
     return tuple(chosen)
+
+
+def totals(features: Iterable[str] = ()) -> tuple[Total, ...]:
+    """The totals that are not column sums, in order, for the computations run."""
+    return tuple(t for t in TOTALS if t.requires is None or t.requires in set(features))
 
 
 def summed(features: Iterable[str] = ()) -> tuple[Column, ...]:
@@ -370,8 +481,10 @@ def docs_table() -> str:
                      + f" | {c.description}{when} |")
     lines += ["", "| total | description |", "|---|---|"]
     lines += [f"| `{c.name}` | Sum of the column" + (" (`<NA>` rows skipped)." if c.nullable
-                                                     else ".") + " |" for c in summed()]
-    lines += [f"| `{t.name}` | {t.description} |" for t in TOTALS]
+                                                     else ".") + " |"
+              for c in summed(FEATURES)]
+    lines += [f"| `{t.name}` | {t.description}"
+              + (f" Only with `{t.requires}`." if t.requires else "") + " |" for t in TOTALS]
     return "\n".join(lines)
 
 

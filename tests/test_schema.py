@@ -91,7 +91,7 @@ def test_frames_have_the_declared_columns_and_dtypes(small):
 
 def test_totals_are_every_summed_column_then_the_report_facts(small):
     totals = modelstats.analyze(small).totals
-    assert list(totals) == [c.name for c in schema.summed()] + [t.name for t in schema.TOTALS]
+    assert list(totals) == [c.name for c in schema.summed()] + [t.name for t in schema.totals()]
     assert totals == {
         "params": 224 + 18,
         "trainable_params": 224 + 18,
@@ -99,6 +99,10 @@ def test_totals_are_every_summed_column_then_the_report_facts(small):
         "flops": 28_160 + 512 + 34,
         "activations": 192 + 512 + 8 + 2,  # x, conv, gap, dense outputs
         "activation_bytes": 4 * (192 + 512 + 8 + 2),  # float32
+        # float32: conv reads x and its 224 variables, gap the conv output, dense the pooled
+        # vector and its 18 variables; the input layer moves nothing
+        "bytes_read": 4 * ((192 + 224) + 512 + (8 + 18)),
+        "bytes_written": 4 * (512 + 8 + 2),
         "partial": False,
         "unsupported": [],
         "batch_size": 1,
@@ -109,9 +113,19 @@ def test_totals_are_every_summed_column_then_the_report_facts(small):
 def test_batch_size_scales_exactly_the_per_batch_columns(small):
     one = modelstats.count_flops(small)
     three = modelstats.count_flops(small, batch_size=3)
+    # the variables (conv 224, dense 18, float32) are read once per batch, not per sample
+    weight_bytes = pd.Series([0, 4 * 224, 0, 4 * 18], index=one.index)
     for c in schema.layout():
-        if c.per_batch:
+        if c.unbatched:
+            pd.testing.assert_series_equal(three[c.name], (one[c.name] - weight_bytes) * 3
+                                           + weight_bytes, check_names=False)
+        elif c.per_batch:
             pd.testing.assert_series_equal(three[c.name], one[c.name] * 3, check_names=False)
+        elif c.ratio_terms:  # a ratio of the batch-scaled columns (intensity)
+            numerator, denominators = c.ratio_terms
+            moved = sum(three[d] for d in denominators)
+            expected = (three[numerator] / moved).where(moved > 0).astype("Float64")
+            pd.testing.assert_series_equal(three[c.name], expected, check_names=False)
         else:
             pd.testing.assert_series_equal(three[c.name], one[c.name])
     assert three.loc["conv", "macs"] == 3 * 13_824 and three.loc["conv", "params"] == 224
@@ -120,7 +134,7 @@ def test_batch_size_scales_exactly_the_per_batch_columns(small):
 
 def test_cli_choices_and_table_come_from_the_schema(small, capsys):
     by = next(a for a in build_parser()._actions if a.dest == "by")
-    assert list(by.choices) == [c.name for c in schema.rankable()]
+    assert list(by.choices) == [c.name for c in schema.rankable(schema.FEATURES)]  # --training
     assert [c.stem for c in schema.cli_table()] == [
         "type", "output_shape", "params", "macs", "flops", "rf_size", "rf_stride"]
     with pytest.raises(SystemExit):
@@ -135,7 +149,7 @@ def test_top_ranks_only_rankable_columns(small):
     with pytest.raises(modelstats.OptionError,
                        match=r"Cannot rank layers by 'rf_size_y'; choose one of \['params', "
                              r"'trainable_params', 'macs', 'flops', 'activations', "
-                             r"'activation_bytes'\]"):
+                             r"'activation_bytes', 'bytes_read', 'bytes_written'\]"):
         report.top(by="rf_size_y")
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import keras
 
 from modelstats.adapters import inbound_calls
-from modelstats.formulas import attention_macs, numel
+from modelstats.formulas import attention_macs, dim_size, numel
 from modelstats.geometry import GLOBAL
 from modelstats.registry import Cost, RuleSet
 
@@ -51,7 +51,8 @@ def _projected_attention(layer, query_positions, key_positions, attended, heads,
     )
     elementwise = query_positions * heads * key_dim  # scale Q by 1/sqrt(key_dim)
     elementwise += SOFTMAX * scores
-    return Cost(macs=projections + attention, bias=bias, elementwise=elementwise)
+    return Cost(macs=projections + attention, bias=bias, elementwise=elementwise,
+                pair_macs=attention)
 
 
 def _value_shape(layer, input_shapes) -> tuple:
@@ -118,8 +119,8 @@ def dot_attention_cost(layer, input_shapes, output_shapes) -> Cost:
     # after the inputs and input_shapes[0] / [1] are the query / value however it is called.
     query_positions = numel(input_shapes[0][:-1])
     key_positions = numel(input_shapes[1][:-1])
-    dim = int(input_shapes[0][-1])
-    value_dim = int(output_shapes[0][-1])
+    dim = dim_size(input_shapes[0][-1])
+    value_dim = dim_size(output_shapes[0][-1])
     scores = query_positions * key_positions
     macs = attention_macs(query_positions, key_positions, 1, dim, value_dim)  # one head
     elementwise = SOFTMAX * scores + (scores if layer.use_scale else 0)
@@ -127,19 +128,20 @@ def dot_attention_cost(layer, input_shapes, output_shapes) -> Cost:
         # tanh(q + k) summed over features: add, tanh, add per feature
         macs = scores * value_dim
         elementwise += 3 * scores * dim
-    return Cost(macs=macs, elementwise=elementwise)
+    return Cost(macs=macs, elementwise=elementwise, pair_macs=macs)
 
 
 def additive_attention_cost(layer, input_shapes, output_shapes) -> Cost:
     # inputs then masks, as for dot_attention_cost
     query_positions = numel(input_shapes[0][:-1])
     key_positions = numel(input_shapes[1][:-1])
-    dim = int(input_shapes[0][-1])
-    value_dim = int(output_shapes[0][-1])
+    dim = dim_size(input_shapes[0][-1])
+    value_dim = dim_size(output_shapes[0][-1])
     scores = query_positions * key_positions
     # per score: q + k (dim adds), tanh (dim), optional scale (dim muls), sum (dim adds)
     per_score = dim * (3 + int(layer.use_scale))
-    return Cost(macs=scores * value_dim, elementwise=scores * per_score + SOFTMAX * scores)
+    return Cost(macs=scores * value_dim, elementwise=scores * per_score + SOFTMAX * scores,
+                pair_macs=scores * value_dim)
 
 
 RULES.add(L.MultiHeadAttention, cost=multi_head_attention_cost, geometry=GLOBAL)

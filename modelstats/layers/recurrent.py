@@ -10,6 +10,7 @@ import keras
 
 from modelstats.formulas import (
     conv_macs,
+    dim_size,
     gru_step_macs,
     lstm_step_macs,
     numel,
@@ -26,6 +27,7 @@ def simple_rnn_step(cell, input_dim: int) -> Cost:
     u = cell.units
     return Cost(
         macs=simple_rnn_step_macs(input_dim, u),
+        state_macs=u * u,  # h U
         bias=u if cell.use_bias else 0,
         elementwise=u + u,  # add the two projections, activation (tanh: 1)
     )
@@ -35,6 +37,7 @@ def lstm_step(cell, input_dim: int) -> Cost:
     u = cell.units
     return Cost(
         macs=lstm_step_macs(input_dim, u),
+        state_macs=4 * u * u,  # h U, four gates
         bias=4 * u if cell.use_bias else 0,
         # add projections (4u), three sigmoid gates (3 * 4u), tanh candidate (u),
         # c = f*c + i*g (3u), h = o * tanh(c) (2u)
@@ -47,6 +50,7 @@ def gru_step(cell, input_dim: int) -> Cost:
     bias_terms = (6 if getattr(cell, "reset_after", True) else 3) * u
     return Cost(
         macs=gru_step_macs(input_dim, u),
+        state_macs=3 * u * u,  # h U, three gates
         bias=bias_terms if cell.use_bias else 0,
         # add projections (3u), two sigmoid gates (2 * 4u), reset product (u), tanh (u),
         # h = z*h + (1-z)*h~ (4u)
@@ -56,13 +60,14 @@ def gru_step(cell, input_dim: int) -> Cost:
 
 def conv_lstm_step(cell, input_shape: tuple, output_shape: tuple) -> Cost:
     """One ConvLSTM step: input conv (C_in -> 4F) and recurrent conv (F -> 4F, same padding)."""
-    spatial_out, filters = tuple(output_shape[:-1]), int(output_shape[-1])
-    c_in = int(input_shape[-1])
-    macs = conv_macs(spatial_out, cell.kernel_size, c_in, 4 * filters)
-    macs += conv_macs(spatial_out, cell.kernel_size, filters, 4 * filters)
+    spatial_out, filters = tuple(output_shape[:-1]), dim_size(output_shape[-1])
+    c_in = dim_size(input_shape[-1])
+    recurrent = conv_macs(spatial_out, cell.kernel_size, filters, 4 * filters)
+    macs = conv_macs(spatial_out, cell.kernel_size, c_in, 4 * filters) + recurrent
     u = numel(output_shape)
     return Cost(
         macs=macs,
+        state_macs=recurrent,
         bias=4 * u if cell.use_bias else 0,
         elementwise=4 * u + 12 * u + u + 3 * u + 2 * u,  # as for LSTM, per output element
     )
@@ -85,16 +90,16 @@ def _cell_step(cell, input_dim: int) -> Cost:
 
 
 def rnn_cost(layer, input_shapes, output_shapes) -> Cost:
-    steps = int(input_shapes[0][0])
+    steps = dim_size(input_shapes[0][0])
     cell = layer.cell
     if hasattr(cell, "kernel_size"):  # ConvLSTM cells
         per_step_out = output_shapes[0][1:] if layer.return_sequences else output_shapes[0]
         return conv_lstm_step(cell, input_shapes[0][1:], per_step_out).scaled(steps)
-    return _cell_step(cell, int(input_shapes[0][-1])).scaled(steps)
+    return _cell_step(cell, dim_size(input_shapes[0][-1])).scaled(steps)
 
 
 def cell_cost(layer, input_shapes, output_shapes) -> Cost:
-    return _cell_step(layer, int(input_shapes[0][-1]))
+    return _cell_step(layer, dim_size(input_shapes[0][-1]))
 
 
 def _wrapped_cost(inner, input_shapes, output_shapes) -> Cost:
@@ -116,7 +121,7 @@ def _wrapped_geometry(inner, input_shapes, output_shapes) -> Geometry:
 def bidirectional_cost(layer, input_shapes, output_shapes) -> Cost:
     forward = layer.forward_layer
     # Each direction outputs half the channels when merged by concatenation.
-    units = int(output_shapes[0][-1]) // (2 if layer.merge_mode == "concat" else 1)
+    units = dim_size(output_shapes[0][-1]) // (2 if layer.merge_mode == "concat" else 1)
     direction_out = [(*output_shapes[0][:-1], units)]
     cost = _wrapped_cost(forward, input_shapes[:1], direction_out)
     cost += _wrapped_cost(layer.backward_layer, input_shapes[:1], direction_out)
@@ -128,7 +133,7 @@ def bidirectional_cost(layer, input_shapes, output_shapes) -> Cost:
 
 
 def time_distributed_cost(layer, input_shapes, output_shapes) -> Cost:
-    steps = int(input_shapes[0][0])
+    steps = dim_size(input_shapes[0][0])
     return _wrapped_cost(layer.layer, [input_shapes[0][1:]], [output_shapes[0][1:]]).scaled(steps)
 
 
