@@ -67,8 +67,19 @@ def test_worked_example_end_to_end(tmp_path, capsys):
     # the frozen base holds all but the head's 12,800 MACs (1,280 features x 10 classes)
     base = [line for line in printed.splitlines() if line.strip().startswith("mobilenetv2_1.00_224")]
     assert len(base) == 1 and "299,494,272 MACs" in base[0] and "2,257,984 params" in base[0]
+    # The training step per image, as in tests/test_training.py: the frozen base's forward
+    # plus the head's weight gradient (299,507,072 + 12,800), the cached head alone
+    # (12,800 + 12,800), fine-tuning from layer 100.
+    regimes = {line.split("  ")[1].strip(): line for line in printed.splitlines()
+               if line.startswith(("  frozen base", "  cached features", "  fine-tuning"))}
+    assert "299,519,872" in regimes["frozen base"] and "25,600" in regimes["cached features"]
+    assert "546,875,264" in regimes["fine-tuning from layer 100"]
+    assert "lower bound" in printed and "Most memory-bound layers" in printed
+    assert "half of the gradient mass lies in" in printed
+    assert "160x160: 152,803,200, 224x224: 299,494,272" in printed  # the formula at two sizes
     for name in ("layers.csv", "blocks.csv", "report.md", "report.json", "cost_per_layer.png",
-                 "receptive_field.png", "published_vs_exact.csv"):
+                 "receptive_field.png", "field_on_image.png", "effective_field.png",
+                 "roofline.png", "report.html", "published_vs_exact.csv"):
         assert (tmp_path / name).stat().st_size > 0
     assert json.loads((tmp_path / "report.json").read_text())["totals"]["params"] == 2_270_794
     diff = pd.read_csv(tmp_path / "published_vs_exact.csv").set_index("layer")
