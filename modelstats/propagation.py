@@ -448,6 +448,22 @@ def spatial_inputs(graph: nx.DiGraph) -> list[str]:
     return [n for n in graph.graph["inputs"] if graph.nodes[n]["spatial_axes"]]
 
 
+def default_field_input(graph: nx.DiGraph, requested: Optional[str]) -> Optional[str]:
+    """The input a report measures fields from: ``requested``, else the first of several
+    spatial inputs (with a :class:`MultipleSpatialInputsWarning` saying so), else None (the
+    only spatial input, or none, is then found by :func:`choose_input`)."""
+    spatial = spatial_inputs(graph)
+    if requested is None and len(spatial) > 1:
+        requested = spatial[0]
+        warnings.warn(
+            f"The model has several inputs with spatial axes {spatial}; receptive fields are "
+            f"measured from '{requested}'. Pass input= to choose another.",
+            MultipleSpatialInputsWarning,
+            stacklevel=user_stacklevel(),
+        )
+    return requested
+
+
 def choose_input(graph: nx.DiGraph, requested: Optional[str] = None) -> str:
     """The model input the fields are measured on: ``requested`` (node id or name), or the
     only input with spatial axes."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import warnings
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Optional, Sequence, Union
@@ -35,10 +34,10 @@ from modelstats._render import (
 )
 from modelstats.cost import Convention, node_costs
 from modelstats.training import optimizer_flops
-from modelstats.errors import ModelStatsError, OptionError, UnknownOptionError, user_stacklevel
+from modelstats.errors import ModelStatsError, OptionError, UnknownOptionError
 from modelstats.graph import find_node, to_networkx
 from modelstats.propagation import (
-    MultipleSpatialInputsWarning,
+    default_field_input,
     ReceptiveField,
     axis_names,
     propagate,
@@ -858,14 +857,7 @@ def analyze(
     columns, attrs = _costs(graph, batch_size, strict, chosen, schema.layout(features=features),
                             features)
     spatial = spatial_inputs(graph)
-    if input is None and len(spatial) > 1:
-        input = spatial[0]
-        warnings.warn(
-            f"The model has several inputs with spatial axes {spatial}; receptive fields are "
-            f"measured from '{input}'. Pass input= to choose another.",
-            MultipleSpatialInputsWarning,
-            stacklevel=user_stacklevel(),
-        )
+    input = default_field_input(graph, input)
     propagation = propagate(graph, input, strict=strict) if spatial or input else None
     layout = schema.layout(None if propagation is None else axis_names(propagation.n_axes),
                            features=features)

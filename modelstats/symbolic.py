@@ -1209,21 +1209,14 @@ def analyze(
     673920
     """
     from modelstats import schema
-    from modelstats.propagation import MultipleSpatialInputsWarning, axis_names, spatial_inputs
+    from modelstats.propagation import axis_names, default_field_input, spatial_inputs
     from modelstats.report import Report, _cost_columns
 
     counted = _count(model, input_shape, batch_size, strict, convention, expand_nested, probes,
                      training, options)
     graph, first = counted.graph, counted.built[0].graph
     spatial = spatial_inputs(first)
-    if input is None and len(spatial) > 1:
-        input = spatial[0]
-        warnings.warn(
-            f"The model has several inputs with spatial axes {spatial}; receptive fields are "
-            f"measured from '{input}'. Pass input= to choose another.",
-            MultipleSpatialInputsWarning,
-            stacklevel=user_stacklevel(),
-        )
+    input = default_field_input(first, input)
     fields = _Fields(counted.built, input, strict, counted.symbols) if spatial or input else None
     layout = schema.layout(None if fields is None else axis_names(fields.n_axes))
     columns = _cost_columns(graph, counted.records, counted.batch_size, layout)

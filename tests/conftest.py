@@ -1,8 +1,33 @@
-"""Shared, session-scoped models: each heavy model is built once per test session."""
+"""Shared, session-scoped models: each heavy model is built once per test session, and the
+Hypothesis profiles of every test that uses Hypothesis.
+
+``ci`` (the default) is derandomized, has no deadline and keeps no example database: every
+run, on every machine, checks the same examples, so a result never depends on the machine's
+load or on what an earlier local run found. ``long`` explores at random, many more examples
+per test::
+
+    HYPOTHESIS_PROFILE=long python -m pytest tests/properties/test_rf_oracle.py -q -x
+
+Every counterexample found under ``long`` is kept as an ``@example`` on its test (with a
+comment naming the bug it caught), so ``ci`` checks it from then on.
+"""
 
 from __future__ import annotations
 
+import os
+
+import hypothesis
 import pytest
+
+# Registered here, not in tests/properties/: a run of other files alone (test_profiler_oracle
+# has Hypothesis tests too) must not fall back to Hypothesis' random, deadline-bound default.
+_COMMON = dict(
+    deadline=None, print_blob=True, database=None,
+    suppress_health_check=[hypothesis.HealthCheck.too_slow, hypothesis.HealthCheck.filter_too_much],
+)
+hypothesis.settings.register_profile("ci", max_examples=25, derandomize=True, **_COMMON)
+hypothesis.settings.register_profile("long", max_examples=2000, **_COMMON)
+hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 APPLICATIONS = (
     "MobileNetV2",
