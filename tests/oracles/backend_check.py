@@ -16,11 +16,15 @@ GOLDEN_CHECK = textwrap.dedent("""
     import sys, keras, modelstats
     from modelstats.models import clothing_classifier
     assert keras.backend.backend() == sys.argv[1], keras.backend.backend()
-    base = keras.applications.MobileNetV2(input_shape=(224, 224, 3), include_top=False,
-                                          weights=None)
+    # Weights with a shape and no value (modelstats reads shapes only): JAX would otherwise
+    # compile one random initialiser per weight shape, most of this check's time.
+    with keras.StatelessScope(initialize_variables=False):
+        base = keras.applications.MobileNetV2(input_shape=(224, 224, 3), include_top=False,
+                                              weights=None)
+        classifier = clothing_classifier()
     rf = modelstats.receptive_field(base, "out_relu")
     assert (rf.size, rf.stride, rf.padding) == ((491, 491), (32, 32), (214, 214)), rf
-    report = modelstats.analyze(clothing_classifier())
+    report = modelstats.analyze(classifier)
     t = report.totals
     assert (t["params"], t["trainable_params"]) == (2270794, 12810), t
     assert (t["macs"], t["flops"]) == (299507072, 625162172), t
