@@ -546,7 +546,7 @@ def comparison_rows(frame: pd.DataFrame, missing: str = "-"
 
 
 def report_html(report: Any, *, top: int = 10, by: str = "flops", depth: int = 1,
-                plots: bool = True) -> str:
+                plots: bool = True, device: Any = None) -> str:
     """The document of :meth:`modelstats.Report.to_html` (see there for its sections)."""
     t = report.totals
     name = str(report.graph.graph.get("name", "model"))
@@ -586,6 +586,23 @@ def report_html(report: Any, *, top: int = 10, by: str = "flops", depth: int = 1
     if blocks["partial"].any():
         body.append(f'<p class="note">{html.escape(PARTIAL_NOTE)}.</p>')
 
+    bound = None
+    if device is not None:
+        from modelstats.latency import roofline
+
+        bound = roofline(report, device)
+        worst = bound.memory_bound(top)
+        body += ["<h2>Roofline</h2>",
+                 f'<p id="roofline">On {html.escape(bound.device.name)} one pass takes at '
+                 f"least {bound.total_s * 1e3:,.3f} ms (batch {t['batch_size']}: each call "
+                 "at the slower of its compute and its memory traffic"
+                 + ("; partial: some calls have no count" if bound.partial else "")
+                 + "; docs/roofline.md).</p>",
+                 html_table(["node", "type", "FLOPs/byte", "memory us", "roofline us"],
+                            [[str(node), str(row["type"]), f"{float(row['intensity']):.2f}",
+                              f"{float(row['t_memory_s']) * 1e6:,.1f}",
+                              f"{float(row['t_roofline_s']) * 1e6:,.1f}"]
+                             for node, row in worst.iterrows()], "memory-bound")]
     if plots:
         body.append("<h2>Plots</h2>")
         try:
@@ -594,6 +611,11 @@ def report_html(report: Any, *, top: int = 10, by: str = "flops", depth: int = 1
             body.append(f'<p class="note" id="no-plots">{html.escape(str(exc))}</p>')
         else:
             body += _report_figures(report, top, by, last)
+            if bound is not None:
+                body.append(html_figure(
+                    figure_png(bound.plot()), "roofline",
+                    f"Every call under the roof of {bound.device.name}: arithmetic intensity "
+                    "against attained FLOP/s.", "plot-roofline"))
 
     header, cells, _ = summary_rows(report.layers, schema.cli_table(), missing="n/a")
     body += [f"<h2>All {len(report.layers)} layers</h2>",

@@ -269,7 +269,8 @@ def _render(report, args) -> str:
         if args.by_type:
             raise ModelStatsError("--by-type has no HTML view; the HTML report shows the top "
                                   "layers (--top, --by) and the blocks (--depth).")
-        return report.to_html(top=args.top or 10, by=by, depth=args.depth or 1)
+        return report.to_html(top=args.top or 10, by=by, depth=args.depth or 1,
+                              device=args.device)
     if args.format == "markdown":
         return report.to_markdown(top=args.top, by=by, depth=args.depth, by_type=args.by_type)
     _, rows = report._view(args.top, by, args.depth, args.by_type)
@@ -434,8 +435,7 @@ def run(args: argparse.Namespace) -> tuple[str, list[str]]:
         extra = _with_roofline(report, args)
         return _render(report, args) + extra, notes
     for option, value in (("--top", args.top), ("--depth", args.depth),
-                          ("--by-type", args.by_type or None), ("--rf-input", args.rf_input),
-                          ("--device", args.device)):
+                          ("--by-type", args.by_type or None), ("--rf-input", args.rf_input)):
         if value is not None:
             raise ModelStatsError(f"{option} applies to one model; with several, modelstats "
                                   "prints one row per model (--by sorts them).")
@@ -448,7 +448,7 @@ def run(args: argparse.Namespace) -> tuple[str, list[str]]:
             name = f"{source}#{repeat}"
         reports[name] = report
         notes += more
-    table = modelstats.compare(reports)
+    table = modelstats.compare(reports, device=args.device)
     return _render_comparison(table, args, [r.convention for r in reports.values()]), notes
 
 

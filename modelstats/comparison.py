@@ -78,6 +78,7 @@ def compare(
     strict: bool = False,
     convention: Any = None,
     expand_nested: bool = True,
+    device: Any = None,
     **options: bool,
 ) -> pd.DataFrame:
     """Totals and last receptive field of several models, one row per model.
@@ -90,6 +91,10 @@ def compare(
         computed (then the options below do not apply to it).
     input_shape, batch_size, strict, convention, expand_nested, **options
         As for :func:`analyze`, applied to every model.
+    device : Device or str, optional
+        Add ``t_roofline_s``: each model's roofline lower-bound latency on that device, a
+        catalogue name or ``"measured"`` (see :func:`modelstats.roofline`; for a partial
+        model its uncounted calls add only their memory time).
 
     Returns
     -------
@@ -141,10 +146,15 @@ def compare(
         row.update((name, t[name]) for name in TOTALS)
         row.update(_field(report, tuple(axes)))
         row["partial"] = bool(t["partial"])
+        if device is not None:
+            from modelstats.latency import roofline
+
+            row["t_roofline_s"] = roofline(report, device).total_s
         rows.append(row)
     index = pd.Index(list(reports), name="model")
     columns = ["nodes", *TOTALS, "rf_node",
-               *(f"rf_{q}_{a}" for q in ("size", "stride") for a in axes), "partial"]
+               *(f"rf_{q}_{a}" for q in ("size", "stride") for a in axes), "partial",
+               *(["t_roofline_s"] if device is not None else [])]
     data: dict[str, Any] = {}
     for column in columns:
         values = [row[column] for row in rows]
@@ -154,6 +164,8 @@ def compare(
             data[column] = pd.array(values, dtype=object)
         elif column == "partial":
             data[column] = pd.array(values, dtype=bool)
+        elif column == "t_roofline_s":
+            data[column] = pd.array(values, dtype="float64")
         else:
             data[column] = pd.array(values, dtype="int64")
     return pd.DataFrame(data, index=index)

@@ -623,7 +623,7 @@ class Report:
         return f"<table>{head}</table>" + self.top(10).to_html()
 
     def to_html(self, path=None, *, top: int = 10, by: str = "flops", depth: int = 1,
-                plots: bool = True):
+                plots: bool = True, device=None):
         """The report as one self-contained HTML page, to open in any browser or attach.
 
         No network is needed to view it: styles and the small table-sorting script are inline
@@ -643,6 +643,10 @@ class Report:
         plots : bool, default True
             Embed the cost plot, the receptive-field growth and the field of the last feature
             map's centre unit; needs matplotlib (without it the page says so).
+        device : Device or str, optional
+            Add the roofline on that device (a :class:`~modelstats.Device`, a catalogue name
+            or ``"measured"``): the lower-bound latency, ``<table id="memory-bound">`` and,
+            with plots, ``<figure id="plot-roofline">``.
 
         Returns
         -------
@@ -662,7 +666,7 @@ class Report:
         >>> page.startswith("<!DOCTYPE html>"), '<table id="top-layers"' in page
         (True, True)
         """
-        text = report_html(self, top=top, by=by, depth=depth, plots=plots)
+        text = report_html(self, top=top, by=by, depth=depth, plots=plots, device=device)
         if path is None:
             return text
         with open(path, "w", encoding="utf-8") as handle:

@@ -76,3 +76,16 @@ def test_importing_the_module_keeps_the_function_callable(models):
     import modelstats.comparison  # noqa: F401
 
     assert isinstance(modelstats.compare(models[:1]), pd.DataFrame)
+
+def test_a_device_adds_each_models_roofline_bound(models, capsys):
+    from modelstats import cli
+
+    toy = modelstats.Device("toy", 1e9, 1e9)
+    table = modelstats.compare(models[:2], device=toy)
+    for name, model in zip(table.index, models[:2]):
+        assert table.loc[name, "t_roofline_s"] == pytest.approx(
+            modelstats.roofline(model, toy).total_s)
+    assert cli.main(["MobileNetV2", "EfficientNetB0", "--device", "a100-sxm4-80gb",
+                     "--format", "csv"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].endswith(",partial,t_roofline_s")

@@ -155,3 +155,19 @@ def test_partial_totals_are_flagged(keras):
     assert dict(page.tables["totals"][1:])["partial"] == "True"
     assert dict((r[0], r) for r in page.tables["layers"][1:])["double"][1] == \
         "Lambda (unsupported)"
+
+
+def test_a_device_adds_the_roofline_section(keras):
+    import modelstats
+
+    x = keras.Input((8, 8, 3))
+    y = keras.layers.ReLU(name="relu")(keras.layers.Conv2D(4, 3, name="conv")(x))
+    report = modelstats.analyze(keras.Model(x, y))
+    # 1 GFLOP/s and 1 GB/s: the relu reads and writes 6*6*4 float32 values (1,152 bytes) for
+    # 144 FLOPs, so it is memory-bound at 1.152 us; the conv moves 768 + 448 + 576 bytes
+    # (input, kernel and bias, output) for 2*3,888 + 144 FLOPs: compute-bound at 7.92 us.
+    page = report.to_html(plots=False, device=modelstats.Device("toy", 1e9, 1e9))
+    assert '<table id="memory-bound"' in page and "toy" in page
+    section = page.split('<table id="memory-bound"')[1].split("</table>")[0]
+    assert "relu" in section and "conv" not in section and "1.2" in section
+    assert "at least 0.009 ms" in page  # 7.920 + 1.152 us
