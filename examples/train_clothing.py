@@ -10,6 +10,10 @@ image, and trains the head on the cached pooled features, drawing the flipped or
 copy of each image every epoch (RandomFlip). It is the same model and the same checkpoint,
 at a tiny fraction of the compute per epoch; RandomRotation is NOT applied in this mode.
 --mode full runs the original pipeline: every batch goes through augmentation and the base.
+--mode scratch trains the whole network from random weights (what learns offline, where the
+ImageNet weights cannot be downloaded): a MobileNetV2 of width --alpha at --img-size, with the
+same augmentation and head, its batch norms in training mode (--weights is not used); e.g.
+--alpha 0.35 --img-size 96 --learning-rate 2e-3.
 
 Every step that takes more than a moment (loading images, calibrating batch norm, caching
 features, training, predicting) shows a Keras progress bar; --quiet keeps only the summary lines.
@@ -50,9 +54,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--weights", default="none",
                         help="none (random base, offline; default), imagenet (downloads), or a "
                              "weights file for the MobileNetV2 base")
-    parser.add_argument("--mode", choices=("cached", "full"), default="cached",
+    parser.add_argument("--mode", choices=("cached", "full", "scratch"), default="cached",
                         help="cached (default): train the head on cached base features; "
-                             "full: augmentation and base on every batch")
+                             "full: augmentation and base on every batch; scratch: train the "
+                             "whole network from random weights")
+    parser.add_argument("--alpha", type=float, default=1.0,
+                        help="width of the MobileNetV2 base (default 1.0, the study's; "
+                             "0.35-0.75 for a from-scratch run on a CPU)")
     parser.add_argument("--epochs", type=int, default=200, help="epochs (default 200)")
     parser.add_argument("--img-size", type=int, default=224, help="image side (default 224)")
     parser.add_argument("--batch-size", type=int, default=32, help="batch size (default 32)")
@@ -179,16 +187,28 @@ def check_weights(weights: str) -> None:
 
 def build_model(args, n_classes: int):
     """The classifier; weights Keras cannot load are a DataError (one line)."""
+    import keras
+
     from modelstats.models import clothing_classifier
 
     check_weights(args.weights)
-    weights = None if args.weights == "none" else args.weights
+    scratch = args.mode == "scratch"
+    weights = None if args.weights == "none" or scratch else args.weights
     try:
-        return clothing_classifier(weights=weights, num_classes=n_classes,
-                                   input_shape=(args.img_size, args.img_size, 3))
+        model = clothing_classifier(weights=weights, num_classes=n_classes, alpha=args.alpha,
+                                    input_shape=(args.img_size, args.img_size, 3),
+                                    train_base=scratch)
     except Exception as exc:  # noqa: BLE001 - Keras raises many types; one line instead
         first = " ".join(str(exc).strip().split("\n")[0].split()) or type(exc).__name__
         raise DataError(f"--weights {args.weights}: {first}") from None
+    if scratch:
+        # Keras' MobileNetV2 keeps moving statistics with momentum 0.999: from scratch, at
+        # 96 steps an epoch, validation would see statistics hundreds of steps stale (the
+        # first run here stayed at the largest class for 10 epochs). 0.9 follows the batches.
+        for layer in base_of(model).layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = 0.9
+    return model
 
 
 def base_of(classifier):
@@ -444,7 +464,8 @@ def run(args, log=print) -> dict:
         log(f"calibrated the base's batch-norm statistics on {used} training images")
     args.out.mkdir(parents=True, exist_ok=True)
     checkpoint = args.out / "best.keras"
-    keep_best = make_keep_best(checkpoint, classifier, save_each_improvement=args.mode == "full")
+    keep_best = make_keep_best(checkpoint, classifier,
+                               save_each_improvement=args.mode in ("full", "scratch"))
     if args.mode == "cached":
         history, timings = train_cached(args, classifier, data, n_classes, keep_best, log)
     else:
@@ -481,6 +502,7 @@ def run(args, log=print) -> dict:
         "calibrate_batchnorm": args.calibrate_batchnorm,
         "epochs": args.epochs,
         "img_size": args.img_size,
+        "alpha": args.alpha,
         "batch_size": args.batch_size,
         "best_epoch": keep_best.best_epoch,
         "best_val_accuracy": keep_best.best,

@@ -17,10 +17,12 @@ def clothing_classifier(
     weights: str | None = None,
     *,
     input_shape: tuple[int, int, int] = (224, 224, 3),
+    alpha: float = 1.0,
     num_classes: int = 10,
     dropout: float = 0.5,
     augment: bool = True,
     keras_module: Any = None,
+    train_base: bool = False,
 ) -> Any:
     """Build the clothing classifier: a frozen MobileNetV2 base with a small softmax head.
 
@@ -35,6 +37,9 @@ def clothing_classifier(
         (random, works offline), ``"imagenet"`` (downloads; needs internet) or the path of a
         local weights file.
     input_shape : tuple of int, default (224, 224, 3)
+    alpha : float, default 1.0
+        Width multiplier of the MobileNetV2 base (the study's is 1.0; ImageNet weights exist
+        for 0.35, 0.5, 0.75, 1.0, 1.3 and 1.4).
     num_classes : int, default 10
     dropout : float, default 0.5
     augment : bool, default True
@@ -42,6 +47,9 @@ def clothing_classifier(
     keras_module : module, optional
         The Keras to build with: ``keras`` (Keras 3, the default) or ``tf_keras`` (legacy
         Keras 2, as the original study was written).
+    train_base : bool, default False
+        Train the whole network (from scratch, offline): the base is trainable and called
+        without ``training=False``, so its batch norms learn their statistics.
 
     Returns
     -------
@@ -61,9 +69,9 @@ def clothing_classifier(
         keras = keras_module
 
     base = keras.applications.MobileNetV2(
-        input_shape=input_shape, include_top=False, weights=weights
+        input_shape=input_shape, alpha=alpha, include_top=False, weights=weights
     )
-    base.trainable = False
+    base.trainable = train_base
     inputs = keras.Input(input_shape, name="image")
     x = inputs
     if augment:
@@ -73,7 +81,9 @@ def clothing_classifier(
             name="augmentation",
         )(x)
     x = keras.applications.mobilenet_v2.preprocess_input(x)
-    x = base(x, training=False)
+    # Transfer learning keeps the frozen base's batch norms in inference mode even when some
+    # layers are later unfrozen for fine-tuning; from scratch they learn from each batch.
+    x = base(x) if train_base else base(x, training=False)
     x = keras.layers.GlobalAveragePooling2D(name="global_average_pooling2d")(x)
     x = keras.layers.Dropout(dropout, name="dropout")(x)
     outputs = keras.layers.Dense(num_classes, activation="softmax", name="dense")(x)
