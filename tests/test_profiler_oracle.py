@@ -15,6 +15,7 @@ import modelstats
 from modelstats.rules import DEFAULT
 from modelstats.tf_profiler import profiler_flops
 from tests.conftest import APPLICATIONS
+from tests.oracles import write_profiler_golden
 
 MATMUL_OPS = ("Conv2D", "Conv3D", "DepthwiseConv2dNative", "Conv2DBackpropInput",
               "Conv3DBackpropInputV2", "MatMul", "BatchMatMulV2", "BatchMatMulV3")
@@ -88,17 +89,30 @@ def test_single_layer_macs_match_profiler(case, keras):
     assert counted.bias == ops.get("BiasAdd", 0) + ops.get("AddV2", 0)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", APPLICATIONS)
-def test_application_matmul_flops_match_profiler(application, name):
-    model = application(name)
+# Profiling an application takes 8-20 s here: every one is compared with the profiler's numbers
+# recorded by tests/oracles/write_profiler_golden.py, and two are profiled again live.
+PROFILED = write_profiler_golden.load()
+
+
+def _visible_macs(model) -> int:
     graph = modelstats.to_networkx(model)
     table = modelstats.count_flops(graph)
     # Grouped convs (ConvNeXt's depthwise 7x7) run as a loop the profiler cannot see into.
     grouped = [n for n, d in graph.nodes(data=True) if getattr(d["operation"], "groups", 1) > 1]
-    visible = table.drop(index=grouped)
-    ops = profiler_flops(model)
-    assert 2 * int(visible["macs"].sum()) == sum(ops.get(op, 0) for op in MATMUL_OPS)
+    return int(table.drop(index=grouped)["macs"].sum())
+
+
+@pytest.mark.parametrize("name", APPLICATIONS)
+def test_application_matmul_flops_match_profiler(application, name):
+    ops = PROFILED[name]
+    assert 2 * _visible_macs(application(name)) == sum(ops.get(op, 0) for op in MATMUL_OPS)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", write_profiler_golden.LIVE)
+def test_profiler_golden_file_is_not_stale(application, name):
+    found = {op: int(value) for op, value in profiler_flops(application(name)).items()}
+    assert found == PROFILED[name]
 
 
 def test_grouped_conv_golden(keras):

@@ -91,6 +91,7 @@ def test_end_to_end_on_generated_data(example, tiny_data, tmp_path, keras, mode,
 
 
 def test_bad_files_are_skipped_and_counted(example, tiny_data, tmp_path, capsys):
+    # Loading alone (a whole run to check this took 17 s of the suite's budget).
     data = tmp_path / "data"
     shutil.copytree(tiny_data, data)
     from PIL import Image
@@ -99,12 +100,14 @@ def test_bad_files_are_skipped_and_counted(example, tiny_data, tmp_path, capsys)
     good = (data / "train" / "red" / "good.jpg").read_bytes()
     (data / "train" / "red" / "broken.jpg").write_bytes(good[: len(good) // 3])
     (data / "train" / "green" / "notes.txt").write_text("not an image")
-    metrics = _run(example, data, tmp_path / "out", "--epochs", "1", "--no-plots")
-    skipped = sorted(pathlib.Path(item["path"]).name for item in metrics["skipped_files"])
-    assert skipped == ["broken.jpg", "notes.txt"]
-    distribution = pd.read_csv(tmp_path / "out" / "distribution.csv", index_col="class")
+    classes = example.scan_split(data / "train")
+    images, labels, bad = example.load_split(classes, ["blue", "green", "red"], 32,
+                                             example.progress_bar(40, quiet=True))
+    assert sorted(pathlib.Path(path).name for path, _ in bad) == ["broken.jpg", "notes.txt"]
+    distribution = example.distribution_table({"train": labels}, ["blue", "green", "red"])
     assert distribution.loc["red", "train"] == 13 and distribution.loc["green", "train"] == 12
-    assert capsys.readouterr().out == ""  # --quiet: no progress bar, no per-epoch line
+    assert images.shape == (37, 32, 32, 3)
+    assert capsys.readouterr().out == ""  # quiet: no progress bar
 
 
 def test_mismatched_class_folders_are_named(example, tiny_data, tmp_path):
