@@ -117,30 +117,29 @@ def _has_symbols(value: Any) -> bool:
     return bool(getattr(value, "free_symbols", None))
 
 
-def _floor_div(num: Any, s: int) -> Any:
-    """``floor(num / s)`` for a positive integer ``s``. Nested floors are merged, since
-    ``floor((floor(z) + c) / s) = floor((z + c) / s)`` for an integer c: the sizes of a chain of
-    strided layers stay one floor deep (``floor(ceiling(H/2)/4)``, not three floors)."""
+def _rounded_div(num: Any, s: int, rounding: Any) -> Any:
+    """``rounding(num / s)`` (sympy's ``floor`` or ``ceiling``) for a positive integer ``s``.
+    Nested roundings of one kind are merged, since ``floor((floor(z) + c) / s) =
+    floor((z + c) / s)`` for an integer c (and likewise for ceilings): the sizes of a chain of
+    strided layers stay one rounding deep (``floor(ceiling(H/2)/4)``, not three floors)."""
     sympy = _sympy()
     if s == 1:
         return num
     num = sympy.sympify(num)
     c, rest = num.as_coeff_Add()
-    if isinstance(rest, sympy.floor) and c.is_integer:
-        return sympy.floor((rest.args[0] + c) / s)
-    return sympy.floor(num / s)
+    if isinstance(rest, rounding) and c.is_integer:
+        return rounding((rest.args[0] + c) / s)
+    return rounding(num / s)
+
+
+def _floor_div(num: Any, s: int) -> Any:
+    """``floor(num / s)``, nested floors merged (:func:`_rounded_div`)."""
+    return _rounded_div(num, s, _sympy().floor)
 
 
 def _ceil_div(num: Any, s: int) -> Any:
-    """``ceiling(num / s)``, nested ceilings merged as :func:`_floor_div` merges floors."""
-    sympy = _sympy()
-    if s == 1:
-        return num
-    num = sympy.sympify(num)
-    c, rest = num.as_coeff_Add()
-    if isinstance(rest, sympy.ceiling) and c.is_integer:
-        return sympy.ceiling((rest.args[0] + c) / s)
-    return sympy.ceiling(num / s)
+    """``ceiling(num / s)``, nested ceilings merged (:func:`_rounded_div`)."""
+    return _rounded_div(num, s, _sympy().ceiling)
 
 
 def window_size(n: Any, kernel: int, stride: int, dilation: int, padding: str) -> Any:
