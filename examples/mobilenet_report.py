@@ -110,7 +110,9 @@ def roofline_and_latency(report, model):
     import modelstats
 
     bound = modelstats.roofline(report, "measured")
-    latency = modelstats.measure_latency(model, repeats=5)
+    # 3 rounds of every layer alone keep the example quick; benchmarks/bench_roofline.py,
+    # which docs/roofline.md reports, measures 15
+    latency = modelstats.measure_latency(model, repeats=3)
     return bound, latency
 
 
