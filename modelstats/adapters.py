@@ -130,8 +130,24 @@ class Keras3Adapter:
     def variable_dtype(variable: Any) -> str:
         """The dtype a variable is stored in, read outside any call: float32 for the kernels of
         a ``mixed_float16`` layer, which its calls cast to float16."""
+        # Keras 3 keeps the standardised name; ``.dtype`` standardises it again at each read
+        # (and may answer the autocast dtype inside a call).
+        dtype = getattr(variable, "_dtype", None)
+        if isinstance(dtype, str):
+            return dtype
         dtype = variable.dtype
         return getattr(dtype, "name", str(dtype))  # tf_keras variables hold a tf.DType
+
+    @staticmethod
+    def layer_weights(layer: Any) -> tuple[list, list]:
+        """``(trainable, non_trainable)`` weights of a layer, as Keras'
+        ``trainable_weights`` and ``non_trainable_weights`` give them, from one read of
+        ``weights`` (each property walks every sublayer again)."""
+        weights = layer.weights
+        if not layer.trainable:
+            return [], list(weights)
+        trainable = [v for v in weights if v.trainable]
+        return trainable, [v for v in weights if not v.trainable]
 
     def argument_variables(self, node: Any) -> list:
         """Variables passed to an operation's call as arguments (``ops.matmul(x, self.w)``
@@ -340,6 +356,10 @@ class TfKerasAdapter(Keras3Adapter):
     @staticmethod
     def variable_size(variable: Any) -> int:
         return math.prod(int(d) for d in variable.shape)
+
+    @staticmethod
+    def layer_weights(layer: Any) -> tuple[list, list]:
+        return list(layer.trainable_weights), list(layer.non_trainable_weights)
 
     def argument_variables(self, node: Any) -> list:
         return []

@@ -6,6 +6,7 @@ and applies the counting convention. It never runs the model and never touches w
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -156,6 +157,7 @@ class NodeCost:
         self.batch_statistics_flops += other.batch_statistics_flops
 
 
+@functools.lru_cache(maxsize=None)  # a handful of dtype names; np.dtype() is slow to build
 def _itemsize(dtype: Optional[str]) -> int:
     if not dtype:
         return 4

@@ -8,6 +8,7 @@ dimension; spatial sizes are tuples, one entry per spatial axis.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
 
 __all__ = [
@@ -55,8 +56,14 @@ def numel(shape: Sequence[int]) -> int:
 
     >>> numel((7, 7, 1280))
     62720
+    >>> numel(d for d in (2, 3.0))  # a generator, with a dimension that is not an int
+    6
     """
-    return math.prod(dim_size(d) for d in shape)
+    shape = tuple(shape)  # (a generator could not be read twice)
+    try:  # whole numbers (Python, NumPy): the common case, without a call per dimension
+        return math.prod(map(operator.index, shape))
+    except TypeError:  # a symbolic or float dimension
+        return math.prod(dim_size(d) for d in shape)
 
 
 def effective_kernel(kernel: int, dilation: int = 1) -> int:

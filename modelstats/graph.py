@@ -20,6 +20,7 @@ from typing import Any, Optional
 
 import networkx as nx
 
+from modelstats._collector import collector_paused
 from modelstats.errors import ModelStatsError, NotAGraphModelError, ShapeError
 
 __all__ = ["to_networkx", "find_node", "Shape", "InputShapes"]
@@ -412,15 +413,19 @@ class _Walk:
                    call_index: int, inputs: list[tuple[str, int]],
                    input_values: Optional[list]) -> None:
         adapter, graph = self.adapter, self.graph
-        if hasattr(operation, "trainable_weights"):
-            trainable_weights = operation.trainable_weights
-            frozen_weights = operation.non_trainable_weights
+        # (On the class: hasattr on the instance would run the property, a walk of every
+        # sublayer's weights.)
+        if hasattr(type(operation), "trainable_weights"):
+            trainable_weights, frozen_weights = adapter.layer_weights(operation)
         else:  # a keras.ops call owns no weights, but may read a traced layer's variables
             variables = adapter.argument_variables(keras_node)
             trainable_weights = [v for v in variables if v.trainable]
             frozen_weights = [v for v in variables if not v.trainable]
-        trainable = self._count(trainable_weights)
-        non_trainable = self._count(frozen_weights)
+        # sized once: the parameter counts and the bytes read (weight_sizes below) share them
+        weight_sizes = [(adapter.variable_size(v), adapter.variable_dtype(v))
+                        for v in (*trainable_weights, *frozen_weights)]
+        trainable = self._count(trainable_weights, weight_sizes)
+        non_trainable = self._count(frozen_weights, weight_sizes[len(trainable_weights):])
         outputs = adapter.outputs(keras_node.outputs)
         for index, tensor in enumerate(outputs):
             self.producers[id(tensor)] = (node_id, index)
@@ -434,6 +439,7 @@ class _Walk:
             for index, tensor in enumerate(shaped):
                 self.values[(node_id, index)] = tensor
         self.used_ids.add(node_id)
+        training_argument = adapter.training_argument(keras_node)
         graph.add_node(
             node_id,
             operation=operation,
@@ -457,10 +463,9 @@ class _Walk:
             trains=bool(trainable_weights),
             # (elements, stored dtype) of each variable the call reads, at every call: the
             # bytes it reads (cost.memory_traffic)
-            weight_sizes=[(adapter.variable_size(v), adapter.variable_dtype(v))
-                          for v in (*trainable_weights, *frozen_weights)],
-            training_argument=(scope.training if adapter.training_argument(keras_node) is None
-                               else adapter.training_argument(keras_node)),
+            weight_sizes=weight_sizes,
+            training_argument=(scope.training if training_argument is None
+                               else training_argument),
             is_input=bool(adapter.is_input(keras_node) and scope.outer_node is None),
             trace_error=self.trace_errors.get(id(keras_node)),
             # a layer whose call can be traced when it is kept whole (expand_nested=False)
@@ -478,13 +483,14 @@ class _Walk:
                 graph.add_edge(src, node_id, indices=[position], output_indices=[index],
                                shapes=[shape])
 
-    def _count(self, variables: Sequence[Any]) -> int:
-        """Parameters of variables not counted yet (a shared layer counts at its first call)."""
+    def _count(self, variables: Sequence[Any], sizes: Sequence[tuple[int, str]]) -> int:
+        """Parameters of variables not counted yet (a shared layer counts at its first call);
+        ``sizes`` starts with theirs, ``(elements, dtype)`` in the same order."""
         total = 0
-        for variable in variables:
+        for variable, (size, _) in zip(variables, sizes):
             if id(variable) not in self.seen_weights:
                 self.seen_weights.add(id(variable))
-                total += self.adapter.variable_size(variable)
+                total += size
         return total
 
 
@@ -709,6 +715,7 @@ def inner_graph(data: dict) -> nx.DiGraph:
     return graph
 
 
+@collector_paused
 def to_networkx(
     model: Any,
     *,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import operator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Optional, Sequence, Union
@@ -16,6 +17,7 @@ import networkx as nx
 import pandas as pd
 
 from modelstats import schema, symbolic
+from modelstats._collector import collector_paused
 from modelstats._render import (
     PARTIAL_NOTE,
     draw_cost,
@@ -58,13 +60,6 @@ def _value(v):
     return float(v) if isinstance(v, Fraction) else v
 
 
-def _attribute(obj: Any, path: str) -> Any:
-    """``obj.a.b`` for the path ``"a.b"`` (a column's ``cost:`` source)."""
-    for part in path.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
 def _field_columns(propagation, nodes, layout: Sequence[schema.Column]) -> dict[str, list]:
     """Receptive-field columns, one list per column (a frame is built once, column-wise)."""
     wanted = [c for c in layout if c.group == "field"]
@@ -84,28 +79,38 @@ def _field_columns(propagation, nodes, layout: Sequence[schema.Column]) -> dict[
 
 def _cost_columns(graph: nx.DiGraph, records, batch_size: int,
                   layout: Sequence[schema.Column]) -> dict[str, list]:
-    """Cost columns from the node records and the graph, scaled by the batch size."""
-    wanted = [(c, *c.source.split(":", 1)) for c in layout if c.group == "cost"]
-    columns: dict[str, list] = {c.name: [] for c, _, _ in wanted}
-    for record in records:
-        data = graph.nodes[record.node]
-        # Unknown is not zero: an unsupported node's work is missing (<NA>), never counted as 0.
-        known = record.status != "unsupported"
-        row: dict[str, Any] = {}
-        for c, kind, path in wanted:
-            if kind == "ratio":  # of this row's values, already batch-scaled
-                value = _ratio(c, row)
-            elif c.nullable and not known:
-                value = None
-            else:
-                value = data[path] if kind == "node" else _attribute(record, path)
-            if c.dtype == "shapes":
-                value = [list(s) for s in value]
-            elif c.per_batch and value is not None:
-                fixed = _attribute(record, c.unbatched.split(":", 1)[1]) if c.unbatched else 0
-                value = c.at_batch(value, batch_size, fixed)
-            row[c.name] = value
-            columns[c.name].append(value)
+    """Cost columns from the node records and the graph, scaled by the batch size: built a
+    column at a time, each column's getter resolved once rather than once per node."""
+    nodes = graph.nodes
+    # Unknown is not zero: an unsupported node's work is missing (<NA>), never counted as 0.
+    known = [record.status != "unsupported" for record in records]
+    columns: dict[str, list] = {}
+    for c in layout:
+        if c.group != "cost":
+            continue
+        kind, path = c.source.split(":", 1)
+        if kind == "ratio":  # of values already batch-scaled (declared after their terms)
+            numerator, denominators = c.ratio_terms
+            names = (numerator, *denominators)
+            columns[c.name] = [_ratio(c, dict(zip(names, terms)))
+                               for terms in zip(*(columns[n] for n in names))]
+            continue
+        if kind == "node":
+            def get(record, _path=path):
+                return nodes[record.node][_path]
+        else:
+            get = operator.attrgetter(path)
+        if c.nullable:
+            values = [get(record) if ok else None for record, ok in zip(records, known)]
+        else:
+            values = [get(record) for record in records]
+        if c.dtype == "shapes":
+            values = [[list(s) for s in value] for value in values]
+        elif c.per_batch and batch_size != 1:
+            get_fixed = operator.attrgetter(c.unbatched.split(":", 1)[1]) if c.unbatched else None
+            values = [c.at_batch(value, batch_size, get_fixed(record) if get_fixed else 0)
+                      for value, record in zip(values, records)]
+        columns[c.name] = values
     return columns
 
 
@@ -131,6 +136,7 @@ def _frame(graph: nx.DiGraph, columns: dict[str, list],
     return pd.DataFrame(data, index=index)
 
 
+@collector_paused
 def receptive_field(
     model: Any,
     layer: Optional[str] = None,
@@ -236,6 +242,7 @@ def _costs(graph: nx.DiGraph, batch_size: int, strict: bool, chosen: Convention,
     return columns, attrs
 
 
+@collector_paused
 def count_flops(
     model: Any,
     *,
@@ -814,6 +821,7 @@ class Report:
         return draw_field_box(ax, image, size[0], size[1], box, rf.box(unit, clip=True),
                               centres, title, tuple(float(c) for c in rf.center(unit)))
 
+@collector_paused
 def analyze(
     model: Any,
     *,
