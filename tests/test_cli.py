@@ -245,18 +245,16 @@ def test_by_any_rankable_column(capsys, saved):
                                            "flops", "rf_size", "rf_stride"]
 
 
-def test_console_entry_points_keep_stderr_to_one_line(saved):
-    """In a real process TensorFlow's native start-up notices must not reach stderr."""
+def test_console_entry_point_keeps_tensorflow_notices_off_stderr(saved):
+    """In a real process TensorFlow's native start-up notices must not reach stderr. One
+    process (TensorFlow starts in about 8 s of CPU here): the one-line errors themselves are
+    checked in-process above."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"}
-    for command in ([sys.executable, "-m", "modelstats"],):
-        done = subprocess.run([*command, str(saved / "truncated.keras")], env=env,
-                              capture_output=True, text=True, timeout=300)
-        assert done.returncode == 2, done.stderr
-        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
-        done = subprocess.run([*command, str(saved / "small.keras"), "--format", "json"], env=env,
-                              capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0 and done.stderr == "", done.stderr
-        assert json.loads(done.stdout)["totals"]["macs"] == 55_296 + 8 * 4
+    done = subprocess.run([sys.executable, "-m", "modelstats", str(saved / "small.keras"),
+                           "--format", "json"], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert json.loads(done.stdout)["totals"]["macs"] == 55_296 + 8 * 4
 
 
 def test_multi_input_model_shapes_and_field_input(capsys, keras, tmp_path):

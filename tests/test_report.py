@@ -55,8 +55,11 @@ def test_csv_and_json_round_trip(report):
     assert "Conv_1" in report.to_markdown() and "<table>" in report._repr_html_()
 
 
-def test_worked_example_end_to_end(tmp_path, capsys):
+def test_worked_example_end_to_end(classifier, tmp_path, monkeypatch, capsys):
     example = load_example("mobilenet_report")
+    # The session's classifier: --weights none builds the same clothing_classifier(weights=None)
+    # (1.5 s saved); a bad --weights is refused in tests/test_train_clothing.py.
+    monkeypatch.setattr(example, "build_classifier", lambda weights: classifier)
     assert example.main(["--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
     assert "2,270,794" in printed and "12,810 trainable" in printed
