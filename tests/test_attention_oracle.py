@@ -23,7 +23,7 @@ ORACLE_CASES = sorted(models.BUILDERS)
 
 @pytest.fixture(scope="module")
 def oracle():
-    """Every model traced in ONE JAX subprocess (starting JAX and Keras dominates)."""
+    """Every model traced in ONE request to the JAX worker (tests/oracles/jax_worker.py)."""
     return jax_macs.macs_in_subprocess(ORACLE_CASES)
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -290,52 +288,49 @@ def probe_images(data_format="channels_last"):
     return images if data_format == "channels_last" else images.transpose(0, 3, 1, 2)
 
 
-_JAX_SCRIPT = """
-import sys
-import keras
-import numpy as np
-import modelstats
-from tests.test_erf import probe_images, probe_model
+def jax_maps_in_worker() -> dict:
+    """The probe model's ERF map per data format, computed on JAX: run in the JAX worker
+    (:mod:`tests.oracles.jax_worker`), where the backend is JAX and, unlike TensorFlow's CPU
+    kernels, channels_first convolutions run. Returns ``{data_format: (dtype, nested list)}``
+    (JSON: a float32 survives the round trip through a Python float exactly)."""
+    import keras
 
-assert keras.backend.backend() == "jax", keras.backend.backend()
-for data_format in ("channels_last", "channels_first"):
-    erf = modelstats.effective_receptive_field(
-        probe_model(keras, data_format), images=probe_images(data_format), batch_size=2)
-    assert erf.layer == "pool", erf.layer
-    np.save(f"{sys.argv[1]}/{data_format}.npy", erf.map)
-"""
+    assert keras.backend.backend() == "jax", keras.backend.backend()
+    maps = {}
+    for data_format in ("channels_last", "channels_first"):
+        erf = modelstats.effective_receptive_field(
+            probe_model(keras, data_format), images=probe_images(data_format), batch_size=2)
+        assert erf.layer == "pool", erf.layer
+        maps[data_format] = (str(erf.map.dtype), erf.map.tolist())
+    return maps
 
 
 JAX_TEST = "test_jax_gives_the_tensorflow_map_also_channels_first"
 
 
 @pytest.fixture(scope="module", autouse=True)
-def jax_maps(request, tmp_path_factory):
-    """The JAX half of the backend test, started with the module so that it runs while the
-    TensorFlow tests do (starting JAX and Keras takes most of its time); not started when the
-    test is deselected."""
+def jax_maps(request):
+    """The JAX half of the backend test, sent to the JAX worker with the module (from a
+    thread) so that it runs while the TensorFlow tests do (starting JAX and Keras takes most of
+    its time when this is the worker's first request); not sent when the test is deselected."""
+    import concurrent.futures
     import importlib.util
 
     if importlib.util.find_spec("jax") is None or \
             not any(item.name == JAX_TEST for item in request.session.items):
         yield None
         return
-    out = tmp_path_factory.mktemp("erf_jax")
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
-           "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH"))
-                                         if p)}
-    process = subprocess.Popen([sys.executable, "-c", _JAX_SCRIPT, str(out)], env=env, cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    from tests.oracles import jax_worker
+
+    executor = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    future = executor.submit(jax_worker.call, "tests.test_erf:jax_maps_in_worker", timeout=300)
 
     def result():
-        _, stderr = process.communicate(timeout=300)
-        assert process.returncode == 0, stderr[-3000:]
-        return {f: np.load(out / f"{f}.npy") for f in ("channels_last", "channels_first")}
+        return {f: np.asarray(values, dtype=dtype) for f, (dtype, values) in
+                future.result().items()}
 
     yield result
-    if process.poll() is None:  # the test did not run (-k): do not leave JAX running
-        process.kill()
-        process.communicate()
+    executor.shutdown(wait=True)  # a request cannot be cancelled once sent; it is short
 
 
 def test_jax_gives_the_tensorflow_map_also_channels_first(keras, jax_maps):

@@ -9,8 +9,9 @@ not match today are listed in :data:`MACS_NOT_YET` (strict xfail), and the ones 
 ``unsupported`` nodes in :data:`UNSUPPORTED_NOT_YET`. Remove a name when tracing lands: a model
 that starts passing fails the run (XPASS strict) until its entry goes.
 
-One small model is traced live as well, to catch a golden file gone stale; its JAX subprocess
-starts with the first model built here and runs alongside.
+One small model is traced live as well, to catch a golden file gone stale; its trace (a request
+to the JAX worker, tests/oracles/jax_worker.py) is sent with the first model built here and runs
+alongside.
 
 The models are built inside ``keras.StatelessScope(initialize_variables=False)``
 (:func:`tests.oracles.jax_macs.build_abstract`): their weights have shapes but no values, which
@@ -47,7 +48,9 @@ MACS_NOT_YET = {
 # tensors refuse, counted from their TensorFlow graphs instead (modelstats.backend_trace).
 UNSUPPORTED_NOT_YET: set = set()
 
-LIVE_CHECK = "kimm_convnext_atto"  # cheap to trace, no keras-hub import in the JAX subprocess
+# Cheap to trace, and no keras-hub import in the JAX worker: keras-hub imports TensorFlow, which
+# the worker's later golden check (tests/oracles/backend_check.py) requires absent.
+LIVE_CHECK = "kimm_convnext_atto"
 ABSTRACT_WEIGHTS = True
 
 
@@ -65,7 +68,7 @@ _COUNTED: dict = {}
 @pytest.fixture(scope="session")
 def live_oracle():
     """A future of the live trace of :data:`LIVE_CHECK` (started once, in the background)."""
-    for module in ("jax", hub_models.MODELS[LIVE_CHECK].package):  # imported in the subprocess
+    for module in ("jax", hub_models.MODELS[LIVE_CHECK].package):  # imported in the worker
         if importlib.util.find_spec(module) is None:
             pytest.skip(f"{module} is not installed")
     executor = concurrent.futures.ThreadPoolExecutor(max_workers=1)
@@ -84,7 +87,7 @@ def counted(request):
     time; each model is built and counted once per session."""
     if any(getattr(item, "originalname", None) == "test_golden_file_is_not_stale"
            for item in request.session.items):
-        try:  # start the JAX subprocess now, to run while the models are built here
+        try:  # send the trace now, to run while the models are built here
             request.getfixturevalue("live_oracle")
         except pytest.skip.Exception:
             pass
@@ -140,7 +143,7 @@ def test_every_node_supported(name, counted):
 
 
 def test_golden_file_is_not_stale(live_oracle):
-    """Trace one model again (one JAX subprocess): same MACs, split and calls as the file."""
+    """Trace one model again (in the JAX worker): same MACs, split and calls as the file."""
     fresh = live_oracle.result()[LIVE_CHECK]
     golden = GOLDEN[LIVE_CHECK]
     assert fresh == golden, (

@@ -38,17 +38,18 @@ over the trainable variables), counted with the same functions (``--training`` o
 line).
 
 The Keras backend is fixed by the first ``import keras`` in a process, and the test process
-runs TensorFlow, so models are traced in a subprocess: :func:`macs_in_subprocess` runs this
-module as a script with ``KERAS_BACKEND=jax``::
+runs TensorFlow, so models are traced in another process on ``KERAS_BACKEND=jax``:
+:func:`macs_in_subprocess` sends :func:`trace_builders` to the test process's persistent JAX
+worker (:mod:`tests.oracles.jax_worker`, started once: starting JAX and Keras costs more than
+most traces). The same function runs from the command line, in a fresh process::
 
     python -m tests.oracles.jax_macs mha_self tests.oracles.models:gqa
 
-Each argument is a builder: ``module:function`` returning a Keras model with fixed input
-shapes, or a bare name from :data:`tests.oracles.models.BUILDERS`. Builders run inside
-:func:`build_abstract`, so weights are never initialised (a whole keras.applications network
-traces in seconds). The script prints one JSON
-line, after the marker :data:`MARKER`, mapping each argument to
-``{"macs": int, "by_primitive": {name: macs}, "calls": {name: count}}``.
+Each builder is ``module:function`` returning a Keras model with fixed input shapes, or a bare
+name from :data:`tests.oracles.models.BUILDERS`. Builders run inside :func:`build_abstract`, so
+weights are never initialised (a whole keras.applications network traces in seconds). Both
+give, per builder, ``{"macs": int, "by_primitive": {name: macs}, "calls": {name: count}}``; the
+script prints that mapping as one JSON line after the marker :data:`MARKER`.
 """
 
 from __future__ import annotations
@@ -57,8 +58,6 @@ import importlib
 import json
 import math
 import os
-import pathlib
-import subprocess
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -74,12 +73,12 @@ __all__ = [
     "training_jaxpr",
     "build_abstract",
     "trace_builder",
+    "trace_builders",
     "macs_in_subprocess",
     "MARKER",
 ]
 
-MARKER = "JAX_MACS_JSON "  # prefix of the result line the subprocess prints
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+MARKER = "JAX_MACS_JSON "  # prefix of the result line the script prints
 DEFAULT_MODULE = "tests.oracles.models"
 
 # Primitives whose body runs exactly once per call, and the parameter holding that body.
@@ -386,9 +385,28 @@ def trace_builder(spec: str, batch_size: int = 1, training: bool = False) -> dic
     return {"macs": sum(macs.values()), "by_primitive": macs, "calls": calls}
 
 
+def trace_builders(builders: Sequence[str], batch_size: int = 1,
+                   training: bool = False) -> dict:
+    """:func:`trace_builder` for each builder, in this process (which must run on JAX).
+
+    What the script and the JAX worker run: the builders are traced one after the other in
+    one process, without clearing Keras' session in between.
+
+    Returns
+    -------
+    dict
+        ``{builder: {"macs": int, "by_primitive": {...}, "calls": {...}}}``.
+    """
+    return {spec: trace_builder(spec, batch_size, training) for spec in builders}
+
+
 def macs_in_subprocess(builders: Sequence[str], *, batch_size: int = 1,
                        training: bool = False, timeout: float = 600) -> dict:
-    """Trace every builder in ONE subprocess on the JAX backend (JAX starts slowly).
+    """Trace every builder in ONE request to the JAX worker (JAX starts slowly).
+
+    The worker (:mod:`tests.oracles.jax_worker`) is this process's persistent
+    ``KERAS_BACKEND=jax`` subprocess; it runs :func:`trace_builders` after
+    ``keras.backend.clear_session()``, so the result does not depend on earlier requests.
 
     Parameters
     ----------
@@ -402,7 +420,8 @@ def macs_in_subprocess(builders: Sequence[str], *, batch_size: int = 1,
         Trace the gradient of a training step (:func:`training_jaxpr`) instead of the
         inference call.
     timeout : float
-        Seconds before the subprocess is killed.
+        Seconds to wait for the traces (the worker's start included, when this request starts
+        it); the worker is stopped when they run out.
 
     Returns
     -------
@@ -412,28 +431,21 @@ def macs_in_subprocess(builders: Sequence[str], *, batch_size: int = 1,
     Raises
     ------
     RuntimeError
-        When the subprocess fails, with the end of its stderr.
+        When the trace fails (with the exception and its traceback), times out or the worker
+        dies (with the end of its stderr): :class:`tests.oracles.jax_worker.JaxWorkerError`.
     """
-    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_ENABLE_ONEDNN_OPTS": "0",
-           "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")}
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p
-    )
-    command = [sys.executable, "-m", "tests.oracles.jax_macs", "--batch-size", str(batch_size),
-               *(["--training"] if training else []), *builders]
-    done = subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True,
-                          timeout=timeout)
-    lines = [line for line in done.stdout.splitlines() if line.startswith(MARKER)]
-    if done.returncode != 0 or not lines:
-        raise RuntimeError(
-            f"The JAX oracle failed (exit {done.returncode}) for {list(builders)}:\n"
-            f"{done.stderr[-3000:]}"
-        )
-    return json.loads(lines[-1][len(MARKER):])
+    from tests.oracles import jax_worker
+
+    return jax_worker.call("tests.oracles.jax_macs:trace_builders", builders=list(builders),
+                           batch_size=batch_size, training=training, timeout=timeout)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command line: trace the builders given, print the result after :data:`MARKER`."""
     import argparse
+
+    if "keras" not in sys.modules:  # the backend is chosen by the first import of keras
+        os.environ["KERAS_BACKEND"] = "jax"
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("builders", nargs="+", help="module:function or a name in BUILDERS")
@@ -441,8 +453,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--training", action="store_true",
                         help="trace the gradient of a training step")
     args = parser.parse_args(argv)
-    results = {spec: trace_builder(spec, args.batch_size, args.training)
-               for spec in args.builders}
+    results = trace_builders(args.builders, args.batch_size, args.training)
     print(MARKER + json.dumps(results, sort_keys=True))
     return 0
 
