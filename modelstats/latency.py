@@ -130,6 +130,8 @@ _NVIDIA_ADA = ("https://images.nvidia.com/aem-dam/Solutions/geforce/ada/"
                "nvidia-ada-gpu-architecture.pdf")
 _NVIDIA_ORIN = ("https://www.nvidia.com/content/dam/en-zz/Solutions/gtcf21/jetson-orin/"
                 "nvidia-jetson-agx-orin-technical-brief.pdf")
+_QUALCOMM_X_ELITE = ("https://www.qualcomm.com/products/mobile/snapdragon/pcs-and-tablets/"
+                     "snapdragon-x-elite")
 
 _CATALOGUE: tuple[Device, ...] = (
     Device("a100-sxm4-80gb", 19.5 * T, 2039 * G, kind="datacenter GPU", source=_NVIDIA_A100,
@@ -179,6 +181,18 @@ _CATALOGUE: tuple[Device, ...] = (
            note="Apple M2's 16-core Neural Engine: 15.8 trillion operations per second, "
                 "precision not stated; 100 GB/s of unified memory shared with the CPU and "
                 "GPU."),
+    Device("snapdragon-x1e-84-100-gpu", 4.6 * T, 135 * G, kind="laptop SoC GPU",
+           source=_QUALCOMM_X_ELITE, peak_flops_by_dtype={"float32": 4.6 * T},
+           note="Qualcomm Snapdragon X Elite X1E-84-100, Adreno X1-85 GPU only: up to 4.6 "
+                "TFLOPS, FP32 (1,536 FP32 ALUs; the X1E-80-100 and X1E-78-100: 3.8); "
+                "LPDDR5x up to 135 GB/s shared with the CPU and NPU. Qualcomm gives no CPU "
+                "FLOP/s and no FP16 rate: other dtypes are held to the FP32 figure, which is "
+                "no bound for a call the GPU runs faster. The NPU is `snapdragon-x-elite-npu`."),
+    Device("snapdragon-x-elite-npu", 45 * T, 135 * G, dtype="unstated",
+           kind="on-device accelerator (laptop SoC)", source=_QUALCOMM_X_ELITE,
+           note="Qualcomm Snapdragon X Elite's Hexagon NPU (every X Elite part): 45 TOPS, "
+                "precision not stated; the same LPDDR5x, up to 135 GB/s, shared with the CPU "
+                "and GPU. Every dtype is held to the one figure."),
 )
 
 

@@ -169,8 +169,16 @@ def test_the_catalogue_cites_every_device_and_docs_show_it():
     catalogue = devices()
     assert len(catalogue) >= 8
     kinds = " ".join(d.kind for d in catalogue.values())
-    for kind in ("datacenter GPU", "consumer GPU", "edge accelerator"):
+    for kind in ("datacenter GPU", "consumer GPU", "edge accelerator", "laptop SoC"):
         assert kind in kinds
+    # The laptop SoC, two units over one memory, Qualcomm's figures as stated (nothing derived).
+    # No phone SoC: no vendor states a phone's memory bandwidth (docs/roofline.md, Devices).
+    x_gpu, x_npu = catalogue["snapdragon-x1e-84-100-gpu"], catalogue["snapdragon-x-elite-npu"]
+    assert x_gpu.kind == "laptop SoC GPU" and "laptop SoC" in x_npu.kind
+    assert x_gpu.dtype == "float32" and x_npu.dtype == "unstated"
+    assert (x_gpu.peak("float32"), x_gpu.bandwidth) == pytest.approx((4.6e12, 135e9))
+    assert (x_npu.peak(), x_npu.bandwidth) == pytest.approx((45e12, 135e9))
+    assert x_gpu.source == x_npu.source and x_gpu.source.startswith("https://www.qualcomm.com/")
     text = (ROOT / "docs" / "roofline.md").read_text()
     embedded = text.split("<!-- catalogue:begin -->\n", 1)[1].split("<!-- catalogue:end -->")[0]
     assert embedded.strip() == modelstats.latency.catalogue_table(), (
