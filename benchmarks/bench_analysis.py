@@ -7,6 +7,10 @@ median of several repeats: building the model; ``to_networkx``; ``receptive_fiel
 DAGs of 100, 1,000 and 10,000 layers (at the default recursion limit), and the peak Python memory
 ``analyze`` allocates against the size of the model's weights.
 
+Then the third-party models of tests/oracles/hub_models.py (keras-hub and kimm, small
+configurations built from constructor arguments, random weights): their work sits in custom
+layers that modelstats traces, so ``analyze`` does more per node there.
+
 Prints the tables and rewrites the "analysis" section of docs/benchmarks.md.
 
     python benchmarks/bench_analysis.py            # the full run (about 5-8 minutes here)
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import gc
+import json
 import os
 import platform
 import statistics
@@ -25,6 +30,7 @@ import sys
 import time
 import tracemalloc
 from pathlib import Path
+from typing import Optional
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -34,6 +40,8 @@ APPLICATIONS = ("MobileNetV2", "ResNet50", "InceptionV3", "DenseNet121", "Effici
                 "ConvNeXtTiny", "NASNetMobile", "ResNet152")
 QUICK_APPLICATIONS = ("MobileNetV2", "ResNet50")
 SCALES = (100, 1_000, 10_000)
+THIRD_PARTY = ("hub_bert", "hub_gpt2", "hub_gemma", "hub_vit", "hub_swin", "hub_mit",
+               "kimm_vit", "kimm_mobilevit_xxs", "kimm_repvgg_a0", "kimm_convnext_atto")
 
 
 def median_seconds(fn, repeats: int) -> float:
@@ -102,6 +110,36 @@ def bench_application(name: str, repeats: int, build_repeats: int, profiler_repe
     return row
 
 
+def bench_third_party(name: str, repeats: int) -> Optional[dict]:
+    """Build and analyze one model of tests/oracles/hub_models.py; None when its package is
+    not installed."""
+    import importlib.util
+
+    sys.path.insert(0, str(ROOT))
+    from tests.oracles.hub_models import MODELS, input_shape_argument
+
+    import modelstats
+
+    spec = MODELS[name]
+    if importlib.util.find_spec(spec.package) is None:
+        return None
+    build = median_seconds(spec, 2)
+    model = spec()
+    shape = input_shape_argument(model, spec.inputs)
+    report = modelstats.analyze(model, input_shape=shape)
+    statuses = report.layers["status"].value_counts()
+    golden = json.loads((ROOT / "tests" / "oracles" / "golden_macs.json").read_text())
+    return {
+        "oracle": golden["models"][name]["oracle_macs"],
+        "model": name, "package": spec.package, "nodes": len(report.layers),
+        "traced": int(statuses.get("traced", 0)),
+        "unsupported": int(statuses.get("unsupported", 0)),
+        "macs": int(report.totals["macs"]), "build": build,
+        "analyze": median_seconds(lambda: modelstats.analyze(model, input_shape=shape),
+                                  repeats),
+    }
+
+
 def bench_scaling(n_layers: int, residual: bool, repeats: int) -> dict:
     import modelstats
     from modelstats.models import deep_conv_net
@@ -146,6 +184,17 @@ def scaling_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def third_party_table(rows: list[dict]) -> str:
+    lines = ["| model | package | nodes | traced by the backend | unsupported | MACs "
+             "| JAX-trace oracle | build (ms) | analyze (ms) | analyze / build |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['package']} | {r['nodes']} | {r['traced']} "
+                     f"| {r['unsupported']} | {r['macs']:,} | {r['oracle']:,} | {ms(r['build'])} "
+                     f"| {ms(r['analyze'])} | {r['analyze'] / r['build']:.1%} |")
+    return "\n".join(lines)
+
+
 def replace_section(text: str, name: str, body: str) -> str:
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     block = f"{begin}\n{body.rstrip()}\n{end}"
@@ -169,6 +218,15 @@ def main(argv=None) -> int:
         rows.append(bench_application(name, args.repeats, build_repeats=3, profiler_repeats=2))
         print(f"{name:>14}: build {ms(rows[-1]['build'])} ms, analyze "
               f"{ms(rows[-1]['analyze'])} ms, profiler {ms(rows[-1]['profiler'])} ms", flush=True)
+    third_party = []
+    for name in (() if args.quick else THIRD_PARTY):
+        row = bench_third_party(name, args.repeats)
+        if row is None:
+            print(f"{name:>14}: skipped (its package is not installed)", flush=True)
+            continue
+        third_party.append(row)
+        print(f"{name:>14}: build {ms(row['build'])} ms, analyze {ms(row['analyze'])} ms",
+              flush=True)
     scaling = []
     for n_layers in scales:
         for residual in (False, True):
@@ -192,6 +250,20 @@ def main(argv=None) -> int:
         "",
         application_table(rows),
         "",
+        *([
+            "### Third-party models (keras-hub, kimm: small configurations, random weights)",
+            "",
+            "The models of `tests/oracles/hub_models.py`, whose work sits in custom layers: "
+            "`analyze` traces each custom layer's call on symbolic tensors (and, where Keras "
+            "refuses them, the backend's graph), so it does more per node than on "
+            "keras.applications. \"build\" is the median of 2 constructions, \"analyze\" "
+            f"the median of {args.repeats}, with the inputs' sizes given (16 tokens, the "
+            "builders' image sizes). \"JAX-trace oracle\" is the model's MACs in "
+            "tests/oracles/golden_macs.json.",
+            "",
+            third_party_table(third_party),
+            "",
+        ] if third_party else []),
         "### Scaling with depth (generated models, default recursion limit for modelstats)",
         "",
         "`modelstats.models.deep_conv_net(n)`: a chain alternates Conv2D(3x3) and ReLU; a "
