@@ -30,6 +30,7 @@ _EXPORTS = {
     "Convention": "modelstats.cost",
     "Cost": "modelstats.registry",
     "ZERO": "modelstats.registry",
+    "BACKEND": "modelstats.registry",
     "Unsupported": "modelstats.registry",
     "Registry": "modelstats.registry",
     "register_layer": "modelstats.rules",
@@ -80,7 +81,7 @@ if TYPE_CHECKING:  # pragma: no cover - static analysers see the eager imports
         MultipleSpatialInputsWarning,
         ReceptiveField,
     )
-    from modelstats.registry import ZERO, Cost, Registry, Unsupported
+    from modelstats.registry import BACKEND, ZERO, Cost, Registry, Unsupported
     from modelstats.latency import (
         Device,
         Latency,

@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 from modelstats.errors import NotAGraphModelError
 
-__all__ = ["adapter_for", "Keras3Adapter", "TfKerasAdapter"]
+__all__ = ["adapter_for", "adapter_for_call", "Keras3Adapter", "TfKerasAdapter"]
 
 
 class Keras3Adapter:
@@ -63,6 +63,33 @@ class Keras3Adapter:
         """
         by_depth = functional._nodes_by_depth
         return [node for depth in sorted(by_depth, reverse=True) for node in by_depth[depth]]
+
+    def closes_over_tensors(self, functional: Any) -> Optional[str]:
+        """The name of the first operation of a traced call whose Python functions close over
+        symbolic tensors of that call (``ops.cond(p, lambda: ops.matmul(x, w), ...)``), else
+        None. Such an operation cannot be replayed alone on other tensors: its functions would
+        still read the call's symbolic ones."""
+        keras = self.keras
+
+        def captured(function: Any) -> bool:
+            cells = getattr(function, "__closure__", None) or ()
+            for cell in cells:
+                try:
+                    value = cell.cell_contents
+                except ValueError:  # an empty cell
+                    continue
+                if any(isinstance(v, keras.KerasTensor) for v in keras.tree.flatten(value)):
+                    return True
+            return False
+
+        for node in self.nodes_in_topological_order(functional):
+            operation = node.operation
+            functions = [v for v in (*node.arguments.args, *node.arguments.kwargs.values(),
+                                     *vars(operation).values()) if callable(v)
+                         and getattr(v, "__closure__", None)]
+            if any(captured(f) for f in functions):
+                return operation.name
+        return None
 
     @staticmethod
     def input_structure(functional: Any) -> Any:
@@ -361,6 +388,9 @@ class TfKerasAdapter(Keras3Adapter):
     def layer_weights(layer: Any) -> tuple[list, list]:
         return list(layer.trainable_weights), list(layer.non_trainable_weights)
 
+    def closes_over_tensors(self, functional: Any) -> Optional[str]:
+        return None  # tf_keras layers are not traced into their calls
+
     def argument_variables(self, node: Any) -> list:
         return []
 
@@ -526,6 +556,17 @@ def adapter_for(model: Any) -> Keras3Adapter:
         "modelstats analyses Keras models; expected a keras.Model (Functional or Sequential, "
         f"Keras 3 or tf_keras). Received: an object of type {type(model).__name__}."
     )
+
+
+def adapter_for_call(operation: Any) -> Keras3Adapter:
+    """The adapter for one call node's operation: a layer of either Keras, or a ``keras.ops``
+    operation (which only Keras 3 records as a node); NotAGraphModelError otherwise."""
+    if "keras" not in _ADAPTERS:
+        _ADAPTERS["keras"] = Keras3Adapter()
+    keras3 = _ADAPTERS["keras"]
+    if isinstance(operation, keras3.keras.Operation):
+        return keras3
+    return adapter_for(operation)
 
 
 # Raw TensorFlow functions that Keras 2 wraps in TFOpLambda, and the keras.ops operation whose

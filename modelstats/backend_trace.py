@@ -211,7 +211,7 @@ def trace_node(graph: Any, node_id: str) -> BackendTrace:
     >>> traced.note
     'counted from the TensorFlow graph of its call'
     """
-    from modelstats.adapters import adapter_for
+    from modelstats.adapters import adapter_for_call
 
     data = graph.nodes[node_id]
     shapes = []
@@ -222,7 +222,7 @@ def trace_node(graph: Any, node_id: str) -> BackendTrace:
             raise Unsupported(f"a backend trace needs every size; input {shape[1:]} has an "
                               "unknown or symbolic one")
         shapes.append(shape)
-    adapter = adapter_for(data["operation"])
+    adapter = adapter_for_call(data["operation"])
     try:
         run, dtypes, variables = adapter.backend_function(data["keras_node"])
     except NotImplementedError as exc:

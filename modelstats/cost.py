@@ -22,7 +22,7 @@ from modelstats.errors import (
     user_stacklevel,
 )
 from modelstats.formulas import numel
-from modelstats.registry import NESTED, Cost, Registry, Unsupported
+from modelstats.registry import BACKEND, NESTED, Cost, Registry, Unsupported
 from modelstats.training import BATCH_STATISTICS_FLOPS, backward_macs, needs_gradient
 
 __all__ = ["Convention", "NodeCost", "UnsupportedLayerWarning", "node_costs"]
@@ -263,11 +263,12 @@ def _summary(error: str) -> str:
 
 
 def _backend_work(graph: nx.DiGraph, node_id: str, record: NodeCost, convention: Convention,
-                  why: str, error: str, needs: Optional[dict]) -> None:
-    """Count a call that Keras symbolic tensors refused (``error``) from its trace under the
-    backend (:mod:`modelstats.backend_trace`): status ``traced``, the note naming the backend
-    and the error; in a training step (``needs``) its backward work as a rule's. When that
-    trace fails too, raise Unsupported with both reasons."""
+                  why: str, because: str, needs: Optional[dict]) -> None:
+    """Count a call from its trace under the backend (:mod:`modelstats.backend_trace`):
+    status ``traced``, the note naming the backend and ``because`` (why no Keras-level count:
+    its symbolic trace failed, or its rule is :data:`~modelstats.registry.BACKEND`); in a
+    training step (``needs``) its backward work as a rule's. When that trace fails too, raise
+    Unsupported with ``why`` and the trace's reason."""
     from modelstats.backend_trace import trace_node
 
     try:
@@ -277,8 +278,7 @@ def _backend_work(graph: nx.DiGraph, node_id: str, record: NodeCost, convention:
     record.cost = traced.cost
     record.flops = convention.flops(record.cost)
     record.status = "traced"
-    record.reason = f"{traced.note}; its trace on Keras symbolic tensors failed " \
-        f"({_summary(error)})"
+    record.reason = f"{traced.note}; {because}"
     if needs is not None:
         _train(record, node_id, graph.nodes[node_id], convention, needs)
 
@@ -350,7 +350,14 @@ def node_costs(
             if data.get("trace_error"):  # the walk tried to trace this call and could not
                 _backend_work(graph, node_id, record, convention,
                               f"no rule for {data['type']}, and its call could not be traced "
-                              f"on symbolic inputs ({data['trace_error']})", data["trace_error"],
+                              f"on symbolic inputs ({data['trace_error']})",
+                              "its trace on Keras symbolic tensors failed "
+                              f"({_summary(data['trace_error'])})",
+                              needs if training else None)
+            elif registry.cost_rule(type(operation)) is BACKEND:
+                _backend_work(graph, node_id, record, convention,
+                              f"{data['type']} is counted from its backend trace",
+                              f"the rule for {data['type']} is BACKEND",
                               needs if training else None)
             elif registry.cost_rule(type(operation)) is NESTED or (
                 registry.traceable(type(operation)) and data.get("traceable")
@@ -359,8 +366,9 @@ def node_costs(
                 try:
                     _nested_work(data, convention, registry, record, training, inputs_need)
                 except _NotSymbolic as exc:  # kept whole, and its call refuses symbolic inputs
-                    _backend_work(graph, node_id, record, convention, exc.reason, exc.reason,
-                                  needs if training else None)
+                    _backend_work(graph, node_id, record, convention, exc.reason,
+                                  "its trace on Keras symbolic tensors failed "
+                                  f"({_summary(exc.reason)})", needs if training else None)
             else:
                 record.cost = registry.cost(
                     operation, data["input_shapes"], data["output_shapes"], node=node_id
@@ -387,11 +395,15 @@ def node_costs(
                 "with modelstats.register_layer(cls, cost=...), or pass strict=False to get "
                 "partial totals."
             )
+        reasons = {r.node: r.reason for r in results if r.status == "unsupported"}
         for cls, nodes in unsupported.items():
+            reason = reasons[nodes[0]]
+            what = (f"has no cost rule for layer class {cls} (nodes: {', '.join(nodes)})"
+                    if reason == f"no cost rule for {cls}" else
+                    f"could not count layer class {cls} (nodes: {', '.join(nodes)}): {reason}")
             warnings.warn(
-                f"modelstats has no cost rule for layer class {cls} (nodes: {', '.join(nodes)}); "
-                "its rows are 'unsupported' and the totals are a lower bound. Register a rule "
-                f"with modelstats.register_layer({cls}, cost=...).",
+                f"modelstats {what}; its rows are 'unsupported' and the totals are a lower "
+                f"bound. Register a rule with modelstats.register_layer({cls}, cost=...).",
                 UnsupportedLayerWarning,
                 stacklevel=user_stacklevel(),
             )

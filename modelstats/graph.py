@@ -363,6 +363,12 @@ class _Walk:
             except Exception as exc:  # noqa: BLE001 - the node stays whole, with the reason
                 self.trace_errors[id(keras_node)] = f"{type(exc).__name__}: {exc}"
                 return None
+            closing = adapter.closes_over_tensors(traced)
+            if closing is not None:  # kept whole: counted from its backend trace
+                self.trace_errors[id(keras_node)] = (
+                    f"its operation '{closing}' runs Python functions that close over the "
+                    "call's tensors, which cannot be replayed alone")
+                return None
             return traced, inputs, True  # traced inputs are the node's tensors, in order
         else:
             return None

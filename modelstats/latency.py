@@ -811,7 +811,7 @@ def measure_latency(
     import pandas as pd
 
     from modelstats import schema
-    from modelstats.adapters import adapter_for
+    from modelstats.adapters import adapter_for_call
     from modelstats.report import _graph
 
     batch_size = schema.check_batch_size(batch_size)
@@ -843,7 +843,7 @@ def measure_latency(
                 lead = batch_size * producer.get("batch_factor", 1)
                 args.append(_random_input((lead, *producer["output_shapes"][index]),
                                           producer["dtype"], rng))
-            fn = _compiled(_alone(adapter_for(data["operation"]), data["keras_node"]))
+            fn = _compiled(_alone(adapter_for_call(data["operation"]), data["keras_node"]))
             timed[node_id] = _prepare(fn, args, warmup, min_sample)
         except Exception as exc:  # noqa: BLE001 - reported per node, never a 0
             notes[node_id] = _reason(exc)

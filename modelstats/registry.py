@@ -28,6 +28,7 @@ __all__ = [
     "Cost",
     "ZERO",
     "NESTED",
+    "BACKEND",
     "Unsupported",
     "Rule",
     "RuleSet",
@@ -87,6 +88,11 @@ ZERO: Any = _Marker("ZERO")
 #: Cost rule of a nested model kept as one node: the cost engine sums its inner graph with the
 #: caller's convention (so folding and every other choice apply identically inside).
 NESTED: Any = _Marker("NESTED")
+#: Cost rule meaning "count each call from its trace under the active backend"
+#: (:mod:`modelstats.backend_trace`, status ``traced``): for operations whose work is not a
+#: Keras graph, such as control flow (``keras.ops.fori_loop``, ``cond``), or a layer written
+#: with backend code that should not be traced into Keras nodes.
+BACKEND: Any = _Marker("BACKEND")
 
 
 class Unsupported(Exception):
@@ -231,8 +237,8 @@ class Registry:
             raise TypeError("register_layer needs cost=, geometry= or both.")
         if geometry is not None and not (isinstance(geometry, Geometry) or callable(geometry)):
             raise TypeError(f"geometry= must be a Geometry or a callable, not {geometry!r}.")
-        if cost is not None and not (cost is ZERO or callable(cost)):
-            raise TypeError(f"cost= must be ZERO or a callable, not {cost!r}.")
+        if cost is not None and not (cost is ZERO or cost is BACKEND or callable(cost)):
+            raise TypeError(f"cost= must be ZERO, BACKEND or a callable, not {cost!r}.")
         self._user[cls] = _merge(self._user.get(cls), Rule(cls, cost, geometry, foldable))
         self._found.clear()
 
@@ -287,7 +293,8 @@ class Registry:
         return None, None
 
     def cost_rule(self, cls: type) -> Any:
-        """The cost rule for ``cls``: a callable, :data:`ZERO`, :data:`NESTED` or None."""
+        """The cost rule for ``cls``: a callable, :data:`ZERO`, :data:`NESTED`,
+        :data:`BACKEND` or None."""
         return self._find(cls, "cost")[0]
 
     def geometry_rule(self, cls: type) -> Any:
@@ -324,6 +331,9 @@ class Registry:
             return Cost()
         if rule is NESTED:
             raise Unsupported(f"{cls.__name__} is a nested model: count it with node_costs")
+        if rule is BACKEND:
+            raise Unsupported(f"{cls.__name__} is counted from its backend trace: count it "
+                              "with node_costs")
         return self._apply("cost", rule, cls, operation, input_shapes, output_shapes, node,
                            spatial_axes)
 

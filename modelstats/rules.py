@@ -69,9 +69,11 @@ def register_layer(
     ----------
     cls : type
         The layer class, e.g. a custom ``keras.layers.Layer`` subclass.
-    cost : callable or ZERO, optional
-        ``cost(layer, input_shapes, output_shapes) -> Cost``, shapes without batch; or
-        :data:`~modelstats.registry.ZERO` for a layer that does no arithmetic at inference.
+    cost : callable, ZERO or BACKEND, optional
+        ``cost(layer, input_shapes, output_shapes) -> Cost``, shapes without batch;
+        :data:`~modelstats.registry.ZERO` for a layer that does no arithmetic at inference; or
+        :data:`~modelstats.registry.BACKEND` to count each call, kept as one node, from its
+        trace under the backend (:mod:`modelstats.backend_trace`).
         A rule that cannot describe a particular call raises :class:`modelstats.Unsupported`
         with the reason; any other exception is reported as a bug in the rule
         (:class:`~modelstats.errors.RuleError`).

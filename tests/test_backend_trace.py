@@ -316,3 +316,50 @@ def test_the_jax_counter():
 
     with pytest.raises(Unsupported, match="while loop"):
         count_jaxpr(jax.make_jaxpr(doubling)(spec((4,), "float32")))
+
+
+# -- control flow inside a layer: keras.ops.fori_loop and keras.ops.cond ------------------------
+
+def test_a_fori_loop_and_a_cond_equal_the_jax_trace(keras):
+    """ops.fori_loop(0, 3, h -> tanh(h @ W)) on (5, 8) tokens: its body is not a Keras graph, so
+    the loop node is traced under the backend: 3 steps x 5*8*8 = 960 MACs, as the JAX trace of
+    the whole model (scan/while bodies times their trip count) counts them."""
+    from tests.oracles import custom_models
+    from tests.oracles.jax_macs import macs_in_subprocess
+
+    table = _count(custom_models.fori_loop_model())
+    assert table.loc["repeat/fori_loop", "status"] == "traced"
+    assert table.loc["repeat/fori_loop", "macs"] == 3 * 5 * 8 * 8 == int(table["macs"].sum())
+    oracle = macs_in_subprocess(["tests.oracles.custom_models:fori_loop_model",
+                                 "tests.oracles.custom_models:cond_model"])
+    assert oracle["tests.oracles.custom_models:fori_loop_model"]["macs"] == 960
+    # the oracle counts a cond whose branches do the same MACs once, as modelstats (below)
+    assert oracle["tests.oracles.custom_models:cond_model"]["macs"] == 5 * 8 * 8
+
+
+def test_a_cond_closing_over_the_input_is_traced_whole(keras):
+    """ops.cond(sum(x) > 0, x @ up, x @ down): its branches read the call's own input, so the
+    cond cannot be replayed alone; the layer is kept whole and traced under the backend. One
+    branch runs, and both cost 5*8*8 = 320 MACs: 320, whichever runs."""
+    from tests.oracles import custom_models
+
+    table = _count(custom_models.cond_model())
+    assert table.loc["gate", "status"] == "traced"
+    assert "close over the call's tensors" in table.loc["gate", "note"]
+    assert table.loc["gate", "macs"] == 320 == int(table["macs"].sum())
+
+
+def test_a_cond_of_unequal_branches_stays_unsupported_with_the_costs(keras):
+    class MaybeProject(keras.layers.Layer):
+        def build(self, shape):
+            self.w = self.add_weight(shape=(shape[-1], shape[-1]), name="w")
+
+        def call(self, x):
+            return keras.ops.cond(keras.ops.sum(x) > 0, lambda: keras.ops.matmul(x, self.w),
+                                  lambda: x)
+
+    model = _one_layer(keras, MaybeProject(name="maybe"), (5, 8))
+    with pytest.warns(modelstats.UnsupportedLayerWarning,
+                      match=r"could not count layer class MaybeProject .*\[0, 320\] MACs"):
+        table = modelstats.count_flops(model)
+    assert table.loc["maybe", "status"] == "unsupported" and table.attrs["partial"]

@@ -49,9 +49,19 @@ def test_every_keras_op_has_a_rule_or_a_declared_reason():
 
 
 def test_opaque_ops_are_reported_with_their_reason():
-    assert DEFAULT.unsupported_reason(keras.src.ops.core.WhileLoop) == (
-        "control flow: the body is not a Keras graph")
     assert "factorization" in DEFAULT.unsupported_reason(keras.src.ops.linalg.SVD)
+
+
+def test_control_flow_is_counted_from_the_backend_trace_and_has_no_field():
+    """Control flow's body is not a Keras graph: its cost rule is BACKEND (the backend's trace
+    of the call counts it, tests/test_backend_trace.py), its geometry says why no field."""
+    from modelstats.registry import BACKEND, Unsupported
+
+    for name in ("Cond", "WhileLoop", "ForiLoop", "Scan", "Map", "Switch"):
+        cls = getattr(keras.src.ops.core, name)
+        assert DEFAULT.cost_rule(cls) is BACKEND, name
+        with pytest.raises(Unsupported, match="control flow, whose body is not a Keras graph"):
+            DEFAULT.geometry(cls.__new__(cls), [(4,)], [(4,)])
 
 
 def _count(model, **kwargs):

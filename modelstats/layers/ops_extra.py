@@ -38,7 +38,7 @@ from modelstats.layers.conv import transposed_geometry
 from modelstats.layers.norm import rms_norm_cost
 from modelstats.layers.ops import axis_geometry, reduction_geometry
 from modelstats.layers.pooling import adaptive_geometry, interpolation_cost, resizing_geometry
-from modelstats.registry import Cost, RuleSet, Unsupported, ZERO
+from modelstats.registry import BACKEND, Cost, RuleSet, Unsupported, ZERO
 
 RULES = RuleSet()
 
@@ -381,6 +381,12 @@ def istft_cost(op, input_shapes, output_shapes) -> Cost:
                                            * math.log2(max(length, 2)))))
 
 
+def control_flow_geometry(op, input_shapes, output_shapes):
+    """No field through control flow: which positions its body reads is not a Keras graph."""
+    raise Unsupported(f"{type(op).__name__}: control flow, whose body is not a Keras graph "
+                      "(its positions are not followed)")
+
+
 # -- registration ----------------------------------------------------------------------------------
 
 def _register(module, names, **rules):
@@ -517,10 +523,12 @@ _register(math_ops, ("IRFFT",), cost=fft_cost(1, inverse_real=True), geometry=BR
 _register(math_ops, ("STFT",), cost=stft_cost, geometry=BREAKS)
 _register(math_ops, ("ISTFT",), cost=istft_cost, geometry=BREAKS)
 
-# core: scatters write into a copy; control flow is opaque.
+# core: scatters write into a copy. Control flow's body is not a Keras graph: its work is
+# counted from the backend's trace of the call (a loop's body times its static trip count, a
+# cond whose branches cost alike; modelstats.backend_trace), its positions are unknown.
 _register(core_ops, ("Scatter", "ScatterUpdate", "SliceUpdate"), cost=ZERO, geometry=BREAKS)
-_opaque(core_ops, ("Cond", "WhileLoop", "Scan", "Map", "ForiLoop", "Switch", "VectorizedMap",
-                   "AssociativeScan"), "control flow: the body is not a Keras graph")
+_register(core_ops, ("Cond", "WhileLoop", "Scan", "Map", "ForiLoop", "Switch", "VectorizedMap",
+                     "AssociativeScan"), cost=BACKEND, geometry=control_flow_geometry)
 
 # linalg: iterative or pivoting factorizations have no shape-only count that is standard.
 _opaque(linalg_ops, ("Cholesky", "CholeskyInverse", "Det", "Eig", "Eigh", "Inv", "Lstsq",

@@ -77,3 +77,45 @@ def residual_net() -> keras.Model:
     """:class:`ResidualNet` on 16x16x3 images, wrapped as a Functional for the oracle."""
     x = keras.Input((16, 16, 3), name="image")
     return keras.Model(x, ResidualNet(name="net")(x), name="residual_net")
+
+
+class RepeatedProjection(keras.layers.Layer):
+    """``keras.ops.fori_loop``: the same (features x features) projection applied ``steps``
+    times; the body reads only its loop variable and the layer's weight."""
+
+    def __init__(self, steps: int, **kwargs):
+        super().__init__(**kwargs)
+        self.steps = steps
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(shape=(input_shape[-1], input_shape[-1]), name="kernel")
+
+    def call(self, x):
+        return keras.ops.fori_loop(0, self.steps,
+                                   lambda i, h: keras.ops.tanh(keras.ops.matmul(h, self.kernel)),
+                                   x)
+
+
+class GatedProjection(keras.layers.Layer):
+    """``keras.ops.cond`` whose branches close over the call's input and cost alike: one
+    (features x features) projection or the other, chosen by the sign of the input's sum."""
+
+    def build(self, input_shape):
+        self.up = self.add_weight(shape=(input_shape[-1], input_shape[-1]), name="up")
+        self.down = self.add_weight(shape=(input_shape[-1], input_shape[-1]), name="down")
+
+    def call(self, x):
+        return keras.ops.cond(keras.ops.sum(x) > 0, lambda: keras.ops.matmul(x, self.up),
+                              lambda: keras.ops.matmul(x, self.down))
+
+
+def fori_loop_model() -> keras.Model:
+    """5 tokens of 8 features through 3 steps of a projection in ``ops.fori_loop``."""
+    x = keras.Input((5, 8), name="tokens")
+    return keras.Model(x, RepeatedProjection(3, name="repeat")(x), name="fori_loop_model")
+
+
+def cond_model() -> keras.Model:
+    """5 tokens of 8 features through ``ops.cond`` of two projections of equal cost."""
+    x = keras.Input((5, 8), name="tokens")
+    return keras.Model(x, GatedProjection(name="gate")(x), name="cond_model")
