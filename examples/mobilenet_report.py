@@ -206,12 +206,7 @@ def fine_tuned_classifier(from_layer: int = 100):
     step costs does not depend on them."""
     from modelstats.models import clothing_classifier
 
-    model = clothing_classifier()
-    base = model.get_layer(BASE)
-    base.trainable = True
-    for layer in base.layers[:from_layer]:
-        layer.trainable = False
-    return model
+    return clothing_classifier(fine_tune_from=from_layer)
 
 
 def cached_head(model):

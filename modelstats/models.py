@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["clothing_classifier", "deep_conv_net", "CLOTHING_CLASSES"]
+__all__ = ["clothing_classifier", "fine_tune_base", "deep_conv_net", "CLOTHING_CLASSES"]
 
 #: The ten classes of the clothing dataset, in the alphabetical order Keras' loaders use.
 CLOTHING_CLASSES = (
@@ -23,6 +23,7 @@ def clothing_classifier(
     augment: bool = True,
     keras_module: Any = None,
     train_base: bool = False,
+    fine_tune_from: int | str | None = None,
 ) -> Any:
     """Build the clothing classifier: a frozen MobileNetV2 base with a small softmax head.
 
@@ -50,6 +51,9 @@ def clothing_classifier(
     train_base : bool, default False
         Train the whole network (from scratch, offline): the base is trainable and called
         without ``training=False``, so its batch norms learn their statistics.
+    fine_tune_from : int or str, optional
+        Fine-tune the base from this layer (index or name) on, as :func:`fine_tune_base` (the
+        study's third regime: ``100``); the base is still called with ``training=False``.
 
     Returns
     -------
@@ -87,7 +91,58 @@ def clothing_classifier(
     x = keras.layers.GlobalAveragePooling2D(name="global_average_pooling2d")(x)
     x = keras.layers.Dropout(dropout, name="dropout")(x)
     outputs = keras.layers.Dense(num_classes, activation="softmax", name="dense")(x)
-    return keras.Model(inputs, outputs, name="clothing_classifier")
+    model = keras.Model(inputs, outputs, name="clothing_classifier")
+    if fine_tune_from is not None:
+        fine_tune_base(model, fine_tune_from)
+    return model
+
+
+def fine_tune_base(classifier: Any, start: int | str) -> int:
+    """Make the classifier's MobileNetV2 base trainable from layer ``start`` on, the layers
+    before it frozen (how transfer learning fine-tunes once the head has learnt).
+
+    Parameters
+    ----------
+    classifier : keras.Model
+        A :func:`clothing_classifier`, or any model whose base is its largest nested model.
+    start : int or str
+        The first base layer to train: its index in ``base.layers`` or its name.
+
+    Returns
+    -------
+    int
+        How many base layers train.
+
+    Raises
+    ------
+    ValueError
+        When the base has no such layer (the message lists some names).
+
+    Examples
+    --------
+    >>> model = clothing_classifier()
+    >>> fine_tune_base(model, "block_11_expand_relu"), fine_tune_base(model, 100)  # 154 - 100
+    (54, 54)
+    >>> import math
+    >>> sum(math.prod(w.shape) for w in model.trainable_weights)  # as in docs/training.md
+    1874250
+    """
+    # the nested model with the most layers (the augmentation block is a small Sequential)
+    base = max((layer for layer in classifier.layers if hasattr(layer, "layers")),
+               key=lambda layer: len(layer.layers))
+    names = [layer.name for layer in base.layers]
+    if isinstance(start, str):
+        if start not in names:
+            examples = ", ".join(n for n in names if n.endswith("_expand"))
+            raise ValueError(f"{base.name} has no layer {start!r}; its layers include "
+                             f"{examples[:120]}...")
+        start = names.index(start)
+    if not 0 <= start < len(names):
+        raise ValueError(f"{base.name} has {len(names)} layers; received index {start}.")
+    base.trainable = True
+    for layer in base.layers[:start]:
+        layer.trainable = False
+    return len(names) - start
 
 
 def deep_conv_net(n_layers: int, *, residual: bool = False, size: int = 16,

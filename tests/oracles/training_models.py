@@ -38,12 +38,7 @@ def classifier_fine_tuned() -> keras.Model:
     """The clothing classifier fine-tuned from layer 100 of its base (the seed's third
     regime): base layers 100 and later trainable, earlier ones frozen; the base is still
     called with ``training=False``, so its batch norms keep their moving statistics."""
-    model = clothing_classifier()
-    base = model.get_layer("mobilenetv2_1.00_224")
-    base.trainable = True
-    for layer in base.layers[:100]:
-        layer.trainable = False
-    return model
+    return clothing_classifier(fine_tune_from=100)
 
 
 def text_model() -> keras.Model:
