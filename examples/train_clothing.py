@@ -278,6 +278,7 @@ def make_keep_best(checkpoint: Path, classifier, save_each_improvement: bool):
             super().__init__()
             self.best, self.best_epoch, self.weights = -1.0, None, None
             self.epochs_seen = 0
+            self.saved = False  # does the checkpoint hold the best weights already?
 
         def on_epoch_end(self, epoch, logs=None):
             self.epochs_seen += 1
@@ -285,15 +286,37 @@ def make_keep_best(checkpoint: Path, classifier, save_each_improvement: bool):
             if accuracy > self.best:
                 self.best, self.best_epoch = accuracy, self.epochs_seen
                 self.weights = classifier.get_weights()
+                self.saved = save_each_improvement
                 if save_each_improvement:
                     classifier.save(checkpoint)
 
         def restore_and_save(self):
+            """Put the best weights back in the classifier; save them unless the checkpoint
+            holds them already (saved at their epoch)."""
             if self.weights is not None:
                 classifier.set_weights(self.weights)
-            classifier.save(checkpoint)
+            if not self.saved:
+                classifier.save(checkpoint)
+                self.saved = True
 
     return KeepBest()
+
+
+def compile_for_training(model, learning_rate: float) -> None:
+    """Adam, categorical cross-entropy and accuracy, with their variables created now.
+
+    TensorFlow traces the training step again when its first trace creates variables (Keras
+    creates the optimizer's slots and the metric's totals lazily, inside that trace): for
+    MobileNetV2 that second trace took several seconds of every ``fit``. Creating them here
+    makes one trace; the training itself is unchanged.
+    """
+    import keras
+
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss="categorical_crossentropy",
+                  # what "accuracy" resolves to for one-hot labels, built now
+                  metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+    model.optimizer.build(model.trainable_variables)
 
 
 def one_hot(labels, n_classes):
@@ -305,7 +328,6 @@ def one_hot(labels, n_classes):
 def train_cached(args, classifier, data, n_classes, keep_best, log):
     """Cache pooled features of every image and its mirror image; train the head on them."""
     import tensorflow as tf
-    import keras
 
     extractor = feature_extractor(classifier)
     started = time.perf_counter()
@@ -335,8 +357,7 @@ def train_cached(args, classifier, data, n_classes, keep_best, log):
         .batch(args.batch_size)
     )
     model = head(classifier)
-    model.compile(optimizer=keras.optimizers.Adam(args.learning_rate),
-                  loss="categorical_crossentropy", metrics=["accuracy"])
+    compile_for_training(model, args.learning_rate)
     started = time.perf_counter()
     history = model.fit(dataset, validation_data=(validation, one_hot(data["validation"][1],
                                                                       n_classes)),
@@ -357,10 +378,7 @@ def image_dataset(images, labels, n_classes, batch_size, seed=None):
 
 def train_full(args, classifier, data, n_classes, keep_best, epochs, learning_rate):
     """The original pipeline: augmentation and the (frozen) base run on every batch."""
-    import keras
-
-    classifier.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                       loss="categorical_crossentropy", metrics=["accuracy"])
+    compile_for_training(classifier, learning_rate)
     started = time.perf_counter()
     history = classifier.fit(
         image_dataset(*data["train"], n_classes, args.batch_size, seed=args.seed),
@@ -373,16 +391,12 @@ def train_full(args, classifier, data, n_classes, keep_best, epochs, learning_ra
 
 def unfreeze_from(classifier, layer_name: str) -> int:
     """Make the base trainable from ``layer_name`` on; returns how many layers train."""
-    base = base_of(classifier)
-    names = [layer.name for layer in base.layers]
-    if layer_name not in names:
-        raise DataError(f"--fine-tune-at {layer_name}: no such layer in {base.name}; e.g. "
-                        f"{', '.join(n for n in names if n.endswith('_expand'))[:120]}...")
-    base.trainable = True
-    start = names.index(layer_name)
-    for layer in base.layers[:start]:
-        layer.trainable = False
-    return len(base.layers) - start
+    from modelstats.models import fine_tune_base
+
+    try:
+        return fine_tune_base(classifier, layer_name)
+    except ValueError as exc:
+        raise DataError(f"--fine-tune-at {layer_name}: {exc}") from None
 
 
 # -- outputs -----------------------------------------------------------------------------------
