@@ -397,7 +397,9 @@ def node_costs(
             )
         reasons = {r.node: r.reason for r in results if r.status == "unsupported"}
         for cls, nodes in unsupported.items():
-            reason = reasons[nodes[0]]
+            reason = " ".join(reasons[nodes[0]].split())  # one line (TensorFlow's span several)
+            if len(reason) > 400:
+                reason = reason[:397] + "..."
             what = (f"has no cost rule for layer class {cls} (nodes: {', '.join(nodes)})"
                     if reason == f"no cost rule for {cls}" else
                     f"could not count layer class {cls} (nodes: {', '.join(nodes)}): {reason}")
