@@ -35,6 +35,11 @@ __all__ = [
     "IDENTITY",
     "GLOBAL",
     "BREAKS",
+    "REARRANGES",
+    "FLATTEN",
+    "TokenGrid",
+    "token_layout",
+    "reshape_axis_map",
     "compose",
 ]
 
@@ -357,17 +362,194 @@ class Geometry:
                     merges of aligned inputs);
       ``window``    per-axis index maps in ``axes`` (conv, pooling, padding, resampling);
       ``global``    every output unit sees the whole input (global pooling, attention, RNNs);
-      ``breaks``    spatial positions are rearranged (Reshape, Permute, Flatten): not guessed.
+      ``breaks``    spatial positions are rearranged (Reshape, Permute, Flatten): not guessed;
+      ``flatten``   the spatial axes of a channels-last map merged into one token axis in
+                    row-major order, channels kept last: ``(h, w, C) -> (h*w, C)`` (a ViT's
+                    patch tokens); the tokens keep their positions on the ``(h, w)`` grid;
+      ``join``      tensors joined along spatial axis ``axis`` (an index into the input's
+                    spatial axes): ``parts`` lists the pieces in order, each ``(graph input
+                    index, or None for a constant operand, length along that axis or None)``
+                    (a class token concatenated in front of patch tokens);
+      ``pick``      an integer ``index`` taken on every spatial axis (``x[:, 0]``): no
+                    position is left;
+      ``product``   a product of tensors (matmul, einsum, Dot): per graph input, the axes it
+                    sums over (``contracted``) and where its other axes go (``axis_map``).
+                    Summing over every token makes each output global; a product of two
+                    input-dependent tensors otherwise pairs their positions (attention
+                    scores) and breaks the field; a product with weights that sums over the
+                    channels only keeps positions, as Dense does.
+
+    ``axis_map`` (``breaks`` that rearrange, ``product``): one tuple per graph input giving,
+    for each of its axes (without batch), the output axis it becomes intact, or None. It lets
+    the propagation follow an axis that holds every token of a grid through the reshapes and
+    transposes of a traced attention (q, k, v split into heads), until a product sums over it.
+
+    ``complete``: every output element reads at least one element of every graph input (an
+    elementwise op, a per-position channel mix such as Dense, a copy that rearranges one
+    tensor). False when some elements come from only one of the inputs or from constants
+    (concatenation, padding, ``zeros_like``), and for rules that do not say: it lets an input
+    every element of which sees the whole input make the output global, so it is only ever
+    claimed where it holds.
     """
 
     kind: str
     axes: tuple[AxisMap, ...] = ()
     note: str = ""
+    complete: bool = False
+    axis: Optional[int] = None
+    parts: tuple = ()
+    index: tuple = ()
+    axis_map: tuple = ()
+    contracted: tuple = ()
 
 
-IDENTITY = Geometry("identity")
+IDENTITY = Geometry("identity", complete=True)
 GLOBAL = Geometry("global")
 BREAKS = Geometry("breaks")
+#: A rearrangement of one tensor (reshape, transpose, flatten, tile): every output element is a
+#: copy of an input element, so the positions are lost but not the dependence.
+REARRANGES = Geometry("breaks", complete=True)
+FLATTEN = Geometry("flatten", complete=True)
+
+
+@dataclass(frozen=True)
+class TokenGrid:
+    """A token axis that is a flattened grid: ``prefix`` extra tokens (class, register or
+    distillation tokens), then the ``prod(grid)`` positions of the grid in row-major order,
+    then ``suffix`` extra tokens. ``grid`` holds the sizes of the flattened spatial axes (None
+    where unknown).
+
+    >>> TokenGrid((4, 4), prefix=1).unit(6)  # token 6 = grid position 5 = row 1, column 1
+    (1, 1)
+    """
+
+    grid: tuple
+    prefix: int = 0
+    suffix: int = 0
+
+    @property
+    def n_grid(self) -> Optional[int]:
+        """Number of grid tokens (None when a size is unknown)."""
+        return None if None in self.grid else math.prod(self.grid)
+
+    @property
+    def n_tokens(self) -> Optional[int]:
+        n = self.n_grid
+        return None if n is None else self.prefix + n + self.suffix
+
+    def unit(self, token: int) -> Optional[tuple[int, ...]]:
+        """Grid position of ``token`` (an index along the token axis), row-major; None for an
+        extra token. ValueError when it is outside the axis or the grid's sizes are unknown."""
+        n_grid = self.n_grid
+        n_tokens = self.n_tokens
+        if token < 0 or (n_tokens is not None and token >= n_tokens):
+            raise ValueError(f"token {token} is outside the token axis of {n_tokens} tokens")
+        offset = token - self.prefix
+        if offset < 0 or (n_grid is not None and offset >= n_grid):
+            return None
+        if None in self.grid[1:]:
+            raise ValueError("the grid's size is unknown: it depends on the input size (pass "
+                             "input_shape=, or evaluate a symbolic report with .at())")
+        coordinates = []
+        for n in reversed(self.grid[1:]):
+            offset, c = divmod(offset, n)
+            coordinates.append(c)
+        return (offset, *reversed(coordinates))
+
+
+def reshape_axis_map(source: tuple, target: tuple) -> tuple:
+    """For each axis of ``source`` (sizes, without batch), the axis of ``target`` it stays
+    intact as under a row-major reshape, or None: same size, and as many elements before and
+    after it. Axes of size 1 are not followed.
+
+    >>> reshape_axis_map((17, 576), (17, 3, 3, 64))  # tokens stay, channels split into heads
+    (0, None)
+    >>> reshape_axis_map((64, 32), (8, 8, 32))  # the tokens are split into rows
+    (None, 2)
+    """
+    if None in source or None in target:
+        return ()
+    result = []
+    for q, n in enumerate(source):
+        found = None
+        if n > 1:
+            before, after = math.prod(source[:q]), math.prod(source[q + 1:])
+            for k, m in enumerate(target):
+                if m == n and math.prod(target[:k]) == before \
+                        and math.prod(target[k + 1:]) == after:
+                    found = k
+                    break
+        result.append(found)
+    return tuple(result)
+
+
+def token_layout(geometry: Geometry, layouts: list, input_shapes: list,
+                 output_shape: tuple) -> Optional[TokenGrid]:
+    """The token grid of a call's output (a tensor ``(tokens, channels)``), from its geometry
+    and the token grids of its graph inputs (None for an input that is not one); None when
+    the output is not a token grid.
+
+    ``flatten`` makes one; an identity keeps its inputs' (which must agree, and the token
+    count must stay), attention (``global``) its query's; a ``join`` along the token axis
+    adds the other pieces to the prefix or suffix of the one piece that is a grid; a window of one with stride 1 (a slice or a
+    constant pad of the token axis) shifts the tokens, as long as the whole grid stays.
+    Pure: the graph records it for every node, the propagation for the nodes whose field it
+    follows.
+
+    >>> flat = token_layout(FLATTEN, [None], [(4, 4, 8)], (16, 8))
+    >>> flat
+    TokenGrid(grid=(4, 4), prefix=0, suffix=0)
+    >>> token_layout(Geometry("join", axis=0, parts=((None, 1), (0, 16))), [flat],
+    ...              [(16, 8)], (17, 8))
+    TokenGrid(grid=(4, 4), prefix=1, suffix=0)
+    """
+    if len(output_shape) != 2:
+        return None
+    kind = geometry.kind
+    if kind == "flatten":
+        if not layouts or layouts[0] is not None:
+            return None
+        return TokenGrid(tuple(input_shapes[0][:-1]))
+    known = [layout for layout in layouts if layout is not None]
+    if not known:
+        return None
+    if kind == "global":
+        # Attention: output token i answers query token i (the first input): the layout
+        # stays, though every token now sees the whole input.
+        n_tokens, n = known[0].n_tokens, output_shape[0]
+        same = layouts[0] is not None and (n is None or n_tokens is None or n == n_tokens)
+        return layouts[0] if same else None
+    if kind == "identity":
+        if any(layout != known[0] for layout in known[1:]):
+            return None
+        n_tokens, n = known[0].n_tokens, output_shape[0]
+        return known[0] if n is None or n_tokens is None or n == n_tokens else None
+    if kind == "join" and geometry.axis == 0:
+        grids = [k for k, (source, _) in enumerate(geometry.parts)
+                 if source is not None and source < len(layouts) and layouts[source] is not None]
+        if len(grids) != 1:
+            return None
+        k = grids[0]
+        layout = layouts[geometry.parts[k][0]]
+        before = [n for _, n in geometry.parts[:k]]
+        after = [n for _, n in geometry.parts[k + 1:]]
+        if None in before or None in after:
+            return None
+        return TokenGrid(layout.grid, layout.prefix + sum(before), layout.suffix + sum(after))
+    if kind == "window" and len(geometry.axes) == 1 and len(known) == 1:
+        axis = geometry.axes[0]
+        if not (isinstance(axis, Window) and axis.kernel == 1 and axis.stride == 1
+                and axis.pad_left is not None):
+            return None
+        layout, n = known[0], output_shape[0]
+        if layout.n_grid is None or n is None:
+            return None
+        prefix = layout.prefix + axis.pad_left
+        suffix = n - prefix - layout.n_grid
+        if prefix < 0 or suffix < 0:
+            return None  # the slice cuts into the grid
+        return TokenGrid(layout.grid, prefix, suffix)
+    return None
 
 
 def compose(

@@ -662,6 +662,50 @@ def _assign_spatial_axes(graph: nx.DiGraph) -> None:
         data["data_format"] = fmt
         data["spatial_axes"] = spatial_axes_of(data["output_shapes"][0], fmt) \
             if data["output_shapes"] else ()
+    _assign_token_grids(graph)
+
+
+def _assign_token_grids(graph: nx.DiGraph) -> None:
+    """Record ``token_grid``, ``token_prefix`` and ``token_suffix`` on every node: for an
+    output ``(tokens, channels)`` whose token axis is a flattened grid (a reshape ``(h, w, C)
+    -> (h*w, C)`` of a channels-last map, then per-token calls, extra tokens joined in front or
+    after, slices that keep the grid), the grid's sizes ``(h, w)`` and how many extra tokens
+    come before and after it, token ``prefix + i*w + j`` being grid position ``(i, j)``; None
+    on other nodes. The layout is structural (what the tensor's axes are, see
+    :func:`modelstats.geometry.token_layout`); whether the tokens keep a receptive field is the
+    propagation's business. Only calls that may make or keep tokens ask their geometry rule.
+    """
+    from modelstats import rules
+    from modelstats.errors import ModelStatsError
+    from modelstats.geometry import token_layout
+    from modelstats.registry import Unsupported
+
+    registry = rules.active()
+    layouts: dict[str, Any] = {}
+    for node_id in graph.nodes:
+        data = graph.nodes[node_id]
+        layout = None
+        inputs = data["inputs"]
+        outputs = data["output_shapes"]
+        # (Inside a traced call a leading axis above 1 holds windows or tokens, not samples.)
+        if inputs and outputs and len(outputs[0]) == 2 and data.get("batch_factor", 1) == 1:
+            given = [layouts.get(src) for src, _ in inputs]
+            first = graph.nodes[inputs[0][0]]
+            candidate = any(given) or len(data["input_shapes"][0]) >= 3 \
+                if data["input_shapes"] else False
+            if candidate:
+                try:
+                    geometry = registry.geometry(data["operation"], data["input_shapes"],
+                                                 outputs, node=node_id,
+                                                 spatial_axes=first["spatial_axes"])
+                except (Unsupported, ModelStatsError):
+                    geometry = None
+                if geometry is not None:
+                    layout = token_layout(geometry, given, data["input_shapes"], outputs[0])
+        layouts[node_id] = layout
+        data["token_grid"] = None if layout is None else layout.grid
+        data["token_prefix"] = None if layout is None else layout.prefix
+        data["token_suffix"] = None if layout is None else layout.suffix
 
 
 def _check_sizes_positive(graph: nx.DiGraph) -> None:
@@ -751,12 +795,14 @@ def to_networkx(
         enclosing model names), ``call_index``, ``inputs`` (ordered ``(source node, output
         index)`` pairs), ``input_shapes`` and ``output_shapes`` (tuples without batch),
         ``data_format`` and ``spatial_axes`` (positions of the spatial axes in the output
-        shape), ``params``, ``trainable_params``, ``non_trainable_params`` (a shared layer's
-        weights are counted at its first call only), ``has_weights`` and ``trains`` (the call
-        reads weights, trainable ones: at every call), ``training_argument`` (the
-        ``training=`` its call, or an enclosing one, was given; None if none),
-        ``weight_sizes`` (``(elements, dtype)`` of each variable the call reads, as stored),
-        ``dtype`` and ``is_input``. Edge
+        shape), ``token_grid``, ``token_prefix`` and ``token_suffix`` (for tokens made by
+        flattening a grid, ``(h, w, C) -> (h*w, C)``: the grid's sizes and the number of extra
+        tokens before and after it; None otherwise), ``params``, ``trainable_params``,
+        ``non_trainable_params`` (a shared layer's weights are counted at its first call
+        only), ``has_weights`` and ``trains`` (the call reads weights, trainable ones: at
+        every call), ``training_argument`` (the ``training=`` its call, or an enclosing one,
+        was given; None if none), ``weight_sizes`` (``(elements, dtype)`` of each variable
+        the call reads, as stored), ``dtype`` and ``is_input``. Edge
         attributes, one entry per tensor the producer passes to the consumer: ``indices`` (the
         consumer's argument positions), ``output_indices`` (the producer's outputs) and
         ``shapes``. The graph attribute ``inputs`` / ``outputs`` lists the node ids of the

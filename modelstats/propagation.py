@@ -15,7 +15,15 @@ from typing import Any, Optional, Union
 import networkx as nx
 
 from modelstats.errors import MisalignedMergeError, ModelStatsError, ShapeError, user_stacklevel
-from modelstats.geometry import Geometry, _exact, compose
+from modelstats.geometry import (
+    IDENTITY,
+    Geometry,
+    TokenGrid,
+    Window,
+    _exact,
+    compose,
+    token_layout,
+)
 from modelstats.registry import Registry, Unsupported
 
 __all__ = [
@@ -66,6 +74,17 @@ class _State:
     global_context: bool = False
     note: str = ""
     geometry: Optional[Geometry] = None
+    # The output is tokens whose token axis is this flattened grid: size, stride and padding
+    # are the grid's (one per input axis), and units are addressed by grid position.
+    tokens: Optional[TokenGrid] = None
+    # Every element of the output depends on the whole input (a global path was added or
+    # multiplied onto every element), so rearranging it cannot lose positions: it is global.
+    # Kept only where it provably holds (``Geometry.complete``).
+    everywhere: bool = False
+    # For a broken state: axes (of its output, without batch) along which every token of a
+    # token grid lies (q, k, v of a traced attention, split into heads and transposed).
+    # A product summing over such an axis sees every token: global.
+    token_axes: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -83,7 +102,13 @@ class ReceptiveField:
     (or a merge joins a path that cannot be mapped: never the field of the other paths alone),
     ``unrelated`` when the node does not depend on the input. ``aligned`` is False for a merge
     of misaligned paths and everything downstream; ``global_context`` is True when a global
-    path (e.g. squeeze-and-excitation) was multiplied in.
+    path (e.g. squeeze-and-excitation, or attention added back onto its tokens) was merged in.
+
+    ``tokens`` is set when the node's output is tokens ``(n, channels)`` made by flattening a
+    grid (a ViT's patch embedding, ``Reshape((h*w, C))``): the field is that of the grid's
+    units, and a unit is addressed by its token index, token ``t`` being grid position
+    ``divmod(t - prefix, w)`` (row-major). The ``prefix``/``suffix`` extra tokens (class,
+    register tokens, from weights) have no position on the grid.
     """
 
     node: str
@@ -95,6 +120,16 @@ class ReceptiveField:
     global_context: bool = False
     note: str = ""
     _propagation: Any = field(default=None, repr=False, compare=False)
+    tokens: Optional[TokenGrid] = None
+
+    def __post_init__(self) -> None:
+        # A field that agrees over several input sizes (a symbolic report) keeps the layout
+        # of its tokens but not the grid's sizes, which depend on the input size.
+        if self.tokens is not None and self._propagation is not None \
+                and not isinstance(self._propagation, Propagation):
+            grid = (None,) * len(self.tokens.grid)
+            object.__setattr__(self, "tokens", TokenGrid(grid, self.tokens.prefix,
+                                                          self.tokens.suffix))
 
     @property
     def is_global(self) -> bool:
@@ -114,7 +149,7 @@ class ReceptiveField:
         padding depends on an input size that is unknown (pass ``input_shape=``).
         """
         self._require_spatial()
-        position = _as_position(position, len(self.size))
+        position = self._unit(position)
         if any(p is None for p in self.padding):
             raise ShapeError(
                 f"The padding of '{self.node}' depends on an unknown input size; pass "
@@ -138,8 +173,34 @@ class ReceptiveField:
         that is unknown (pass ``input_shape=``).
         """
         self._require_spatial()
-        position = _as_position(position, len(self.size))
+        position = self._unit(position)
         return self._propagation.box(self.node, position, clip=clip)
+
+    def _unit(self, position) -> tuple[int, ...]:
+        """Grid position of a unit: ``position`` itself for a map; for tokens, the token index
+        (an int or a 1-tuple) mapped row-major onto the grid, or a grid position given with
+        one coordinate per axis of a grid of two or more axes."""
+        n_axes = len(self.size)
+        if self.tokens is None:
+            return _as_position(position, n_axes)
+        scalar = hasattr(position, "__index__")
+        if not scalar and len(tuple(position)) == n_axes and n_axes > 1:
+            return _as_position(position, n_axes)
+        token = int(position) if scalar else _as_position(position, 1)[0]
+        try:
+            unit = self.tokens.unit(int(token))
+        except ValueError as exc:
+            raise ShapeError(f"Token {token} of '{self.node}': {exc}.") from None
+        if unit is None:
+            tokens = self.tokens
+            raise ModelStatsError(
+                f"Token {token} of '{self.node}' is one of its extra tokens ({tokens.prefix} "
+                f"before the {'x'.join(str(n) for n in tokens.grid)} grid, {tokens.suffix} "
+                "after it: class, register or distillation tokens). It enters from weights, "
+                "not from a position of the input, so it has no field on the grid; after "
+                "attention it sees the whole input."
+            )
+        return unit
 
 
 def _as_position(position, n_axes: int) -> tuple[int, ...]:
@@ -197,13 +258,34 @@ class Propagation:
         blind = [src for src, s in related if s.status in (UNSUPPORTED, UNKNOWN)]
         if blind:
             return _State(UNKNOWN, note=f"downstream of '{blind[0]}', which has no field")
+        if geometry.kind == "product":
+            product = self._product(data, geometry)
+            if product is not None:
+                return product
+            geometry = IDENTITY  # a product with weights summing over channels: as Dense
         if geometry.kind == "global":
+            folded = [src for src, s in related
+                      if s.status == BROKEN and self.graph.nodes[src].get("batch_factor", 1) != 1]
+            if folded:
+                return _State(BROKEN, note=f"'{folded[0]}' holds positions in its batch axis "
+                              "(windows): this call sees only some of them")
             return _State(GLOBAL)
         spatial = [s for _, s in related if s.status == SPATIAL]
         if not spatial:
-            return _State(BROKEN if any(s.status == BROKEN for _, s in related) else GLOBAL)
-        if geometry.kind == "breaks":
-            return _State(BROKEN, note=geometry.note)
+            if any(s.status == BROKEN for _, s in related):
+                return _State(BROKEN, token_axes=self._carried_axes(data, geometry))
+            return _State(GLOBAL)
+        if geometry.kind in ("breaks", "pick"):
+            if geometry.complete and all(s.status == GLOBAL or s.everywhere for _, s in related):
+                # Each output element copies (or reads) elements that see the whole input
+                # (after attention added back onto every token): no position is lost.
+                what = "takes a position of" if geometry.kind == "pick" else "rearranges"
+                return _State(GLOBAL, note=f"{what} a tensor every element of which sees the "
+                              "whole input")
+            if geometry.kind == "pick":
+                return self._pick(geometry, spatial[0])
+            return _State(BROKEN, note=geometry.note,
+                          token_axes=self._carried_axes(data, geometry))
         lost = [(src, s) for src, s in related if s.status == BROKEN]
         if lost:
             # The spatial paths alone would give a field that is too small: the rearranged
@@ -212,15 +294,30 @@ class Propagation:
             src, state = lost[0]
             return _State(UNKNOWN, note=f"merges '{src}', whose positions were rearranged"
                           + (f" ({state.note})" if state.note else ""))
+        if geometry.kind == "flatten":
+            return self._flatten(data, geometry, [s for _, s in related])
+        if geometry.kind == "join":
+            return self._join(data, geometry)
+        if geometry.kind not in ("identity", "window"):
+            return _State(UNKNOWN, note=f"geometry of kind {geometry.kind!r} is not known")
         related = [s for _, s in related]
-        if len(data["output_shapes"][0]) != self.n_axes + 1:
+        layouts = {s.tokens for s in spatial}
+        if len(layouts) > 1:
+            return _State(BROKEN, note="merges tokens with a map, or token grids laid out "
+                          "differently: unit u is not the same position on every path")
+        (tokens,) = layouts
+        if len(data["output_shapes"][0]) != (2 if tokens is not None else self.n_axes + 1):
             return _State(BROKEN, note="output rank differs from the input's")
-        state = self._merge(node_id, spatial)
+        state = self._merge(node_id, spatial, tokens.grid if tokens is not None else None)
         state.global_context = state.global_context or any(
             s.status == GLOBAL or s.global_context for s in related
         )
         state.geometry = geometry
+        if tokens is not None:
+            return self._on_tokens(data, geometry, state, related)
         if geometry.kind == "identity":
+            state.everywhere = geometry.complete and any(
+                s.status == GLOBAL or s.everywhere for s in related)
             return state
         if len(geometry.axes) != self.n_axes:
             return _State(UNKNOWN, note=geometry.note or "spatial axes do not match the input's")
@@ -233,7 +330,187 @@ class Propagation:
         state.padding = tuple(c[2] for c in composed)
         return state
 
-    def _merge(self, node_id: str, spatial: list[_State]) -> _State:
+    # -- products and the axes that hold every token ----------------------------------------
+    def _token_axes(self, node_id: str) -> tuple:
+        """Axes of ``node_id``'s output along which every token (every position) lies: the
+        token axis of a token grid, the one axis of a 1-D map, the axes a broken state kept
+        track of. None when positions were folded into the batch axis."""
+        data = self.graph.nodes[node_id]
+        if data.get("batch_factor", 1) != 1:
+            return ()
+        state = self.states[node_id]
+        if state.status == SPATIAL:
+            if state.tokens is not None:
+                return (0,)
+            axes = tuple(data["spatial_axes"])
+            return axes if len(axes) == 1 else ()
+        return state.token_axes if state.status == BROKEN else ()
+
+    def _carried_axes(self, data: dict, geometry: Geometry) -> tuple:
+        """The axes holding every token that a call's output keeps from its inputs: where the
+        geometry's ``axis_map`` sends them, or, for an identity that keeps the axis's size
+        (elementwise, per-position work), in place."""
+        if data.get("batch_factor", 1) != 1:
+            return ()
+        out_shape = data["output_shapes"][0]
+        carried = set()
+        for i, (src, index) in enumerate(data["inputs"]):
+            full = self._token_axes(src)
+            if not full:
+                continue
+            if geometry.axis_map:
+                mapping = geometry.axis_map[i] if i < len(geometry.axis_map) else ()
+                carried |= {mapping[a] for a in full
+                            if a < len(mapping) and mapping[a] is not None}
+            elif geometry.kind == "identity" and geometry.complete:
+                shape = self.graph.nodes[src]["output_shapes"][index]
+                if len(shape) == len(out_shape):
+                    carried |= {a for a in full
+                                if shape[a] is not None and shape[a] == out_shape[a]}
+        return tuple(sorted(carried))
+
+    def _product(self, data: dict, geometry: Geometry) -> Optional[_State]:
+        """A product of tensors (matmul, einsum, Dot). Global when an operand already sees the
+        whole input in every element, or when the product sums over an axis holding every
+        token (attention weights times values); a product of two input-dependent tensors
+        otherwise pairs their positions (attention scores q kᵀ: unit (i, j) sees tokens i and
+        j), which is no field on the grid. None for a product whose only input-dependent
+        operand keeps its positions and sums over its channels (einsum with weights): as
+        Dense, an identity."""
+        inputs = data["inputs"]
+        related = [(i, src, self.states[src]) for i, (src, _) in enumerate(inputs)
+                   if self.states[src].status != UNRELATED]
+        if any(s.status == GLOBAL or s.everywhere for _, _, s in related):
+            return _State(GLOBAL, note="a product with a tensor every element of which sees "
+                          "the whole input")
+        if len(geometry.axis_map) != len(inputs) or len(geometry.contracted) != len(inputs):
+            return _State(BROKEN, note=f"{geometry.note or 'a product'}: modelstats does not "
+                          "follow its operands' axes")
+        carried = set()
+        for i, src, state in related:
+            full = self._token_axes(src)
+            if set(full) & set(geometry.contracted[i]):
+                return _State(GLOBAL, note=f"sums over every token of '{src}'")
+            mapping = geometry.axis_map[i]
+            carried |= {mapping[a] for a in full if a < len(mapping) and mapping[a] is not None}
+        if len(related) == 1 and related[0][2].status == SPATIAL:
+            i, src, _ = related[0]
+            positions = self.graph.nodes[src]["spatial_axes"]
+            mapping = geometry.axis_map[i]
+            if all(a < len(mapping) and mapping[a] == a for a in positions) \
+                    and not set(positions) & set(geometry.contracted[i]):
+                return None
+        if data.get("batch_factor", 1) != 1:
+            carried = set()
+        return _State(BROKEN, token_axes=tuple(sorted(carried)), note=(
+            f"{geometry.note or 'a product'} of two input-dependent tensors: a unit pairs "
+            "positions of both (attention scores), no field on the grid"
+            if len(related) > 1 else f"{geometry.note or 'a product'} that moves positions"))
+
+    # -- token grids -----------------------------------------------------------------------
+    # A token state keeps the grid's per-axis size, stride and padding; its units are
+    # addressed by grid position, so every call that keeps the grid maps units to themselves
+    # (``geometry`` IDENTITY for ``box``) and only the layout (prefix, suffix) changes.
+
+    def _layouts(self, data: dict) -> list:
+        return [self.states[src].tokens if self.states[src].status == SPATIAL else None
+                for src, _ in data["inputs"]]
+
+    def _on_tokens(self, data: dict, geometry: Geometry, state: _State,
+                   related: list) -> _State:
+        """A per-token call (Dense, LayerNormalization, Add of a position embedding, ...) or
+        a slice of the token axis on tokens of a grid."""
+        if geometry.kind == "window" and len(geometry.axes) != 1:
+            return _State(UNKNOWN, note=geometry.note or "spatial axes do not match the tokens'")
+        layout = token_layout(geometry, self._layouts(data), data["input_shapes"],
+                              data["output_shapes"][0])
+        if layout is None:
+            if geometry.kind == "window":
+                return _State(BROKEN, note="a window along the token axis: tokens of a "
+                              "flattened grid are not a 1-D map (it would mix the ends of rows), "
+                              "and a slice must keep every grid token")
+            return _State(BROKEN, note="the number of tokens changes")
+        state.tokens = layout
+        state.geometry = IDENTITY
+        state.everywhere = geometry.complete and any(
+            s.status == GLOBAL or s.everywhere for s in related)
+        return state
+
+    def _flatten(self, data: dict, geometry: Geometry, related: list) -> _State:
+        """``(h, w, C) -> (h*w, C)``: the tokens keep the grid's field."""
+        (source,) = related if len(related) == 1 else (None,)
+        folded = data.get("batch_factor", 1) != 1 \
+            or self.graph.nodes[data["inputs"][0][0]].get("batch_factor", 1) != 1
+        if source is None or source.tokens is not None or folded \
+                or len(data["input_shapes"][0]) != self.n_axes + 1:
+            return _State(BROKEN, note="flattens axes that are not the input's spatial axes")
+        layout = token_layout(geometry, [None], data["input_shapes"], data["output_shapes"][0])
+        if layout is None:
+            return _State(BROKEN, note="not a flatten of the spatial axes into tokens")
+        return _State(SPATIAL, source.size, source.stride, source.padding, source.aligned,
+                      source.global_context, "", IDENTITY, layout, source.everywhere)
+
+    def _join(self, data: dict, geometry: Geometry) -> _State:
+        """Pieces joined along a spatial axis: exactly one depends on the input (its state is
+        spatial), the others are constants or unrelated to the input (a class token from a
+        weight). On tokens the pieces before the grid become its prefix; on a map they shift
+        positions as padding with constants does."""
+        inputs = data["inputs"]
+        found = None
+        for k, (source, _) in enumerate(geometry.parts):
+            if source is None:
+                continue
+            src = inputs[source][0]
+            state = self.states[src]
+            if state.status == UNRELATED:
+                continue
+            if state.status != SPATIAL or found is not None:
+                return _State(BROKEN, note=f"{geometry.note or 'joins pieces'}: more than one "
+                              f"piece depends on the input (also '{src}', {state.status})")
+            found = (k, state)
+        if found is None:
+            return _State(BROKEN, note=geometry.note or "a join of unknown pieces")
+        k, state = found
+        before = [n for _, n in geometry.parts[:k]]
+        rank = len(data["output_shapes"][0])
+        if state.tokens is not None:
+            layout = token_layout(geometry, self._layouts(data), data["input_shapes"],
+                                  data["output_shapes"][0])
+            if layout is None or rank != 2:
+                return _State(BROKEN, note=f"{geometry.note or 'a join'}: not along the token "
+                              "axis, or pieces of unknown length")
+            return _State(SPATIAL, state.size, state.stride, state.padding, state.aligned,
+                          state.global_context, "", IDENTITY, layout)
+        if None in before or rank != self.n_axes + 1 or geometry.axis is None:
+            return _State(BROKEN, note=f"{geometry.note or 'a join'}: pieces of unknown length")
+        shift = sum(before)
+        axes = tuple(Window(1, 1, 1, shift if a == geometry.axis else 0)
+                     for a in range(self.n_axes))
+        composed = [compose(r, j, p, axis)
+                    for r, j, p, axis in zip(state.size, state.stride, state.padding, axes)]
+        return _State(SPATIAL, tuple(c[0] for c in composed), tuple(c[1] for c in composed),
+                      tuple(c[2] for c in composed), state.aligned, state.global_context,
+                      "", Geometry("window", axes))
+
+    def _pick(self, geometry: Geometry, state: _State) -> _State:
+        """One position taken (``x[:, 0]``): no position is left, so no field to report,
+        except (above) when every element already sees the whole input."""
+        if state.tokens is None or len(geometry.index) != 1:
+            return _State(BROKEN, note=geometry.note)
+        token = geometry.index[0]
+        try:
+            unit = state.tokens.unit(token)
+        except ValueError as exc:
+            return _State(BROKEN, note=f"picks token {token}: {exc}")
+        if unit is None:
+            return _State(BROKEN, note=f"picks token {token}, an extra (class or register) "
+                          "token: it has no position on the grid, and no attention has made it "
+                          "see the whole input")
+        return _State(BROKEN, note=f"picks token {token}, grid position {unit}: one unit, no "
+                      "positions left")
+
+    def _merge(self, node_id: str, spatial: list[_State],
+               grid: Optional[tuple] = None) -> _State:
         """Field where spatial paths meet: per axis, the union of what the paths' units see.
 
         With equal strides the union of ``[u*j - p_i, u*j - p_i + r_i - 1]`` over the paths is
@@ -269,7 +546,7 @@ class Propagation:
                         f"axis {names[axis]}: centres differ by {shift}"
                         f" input pixels between '{sources[0]}' and '{source}'"
                     )
-        extent = self._extent(node_id, 0)
+        extent = grid if grid is not None else self._extent(node_id, 0)
         union = [
             _union_axis([(s.size[a], s.stride[a], s.padding[a]) for s in spatial], extent[a])
             for a in range(self.n_axes)
@@ -291,6 +568,9 @@ class Propagation:
 
     # -- backward --------------------------------------------------------------------------
     def _extent(self, node_id: str, output_index: int) -> tuple:
+        state = self.states.get(node_id)
+        if state is not None and state.tokens is not None:
+            return state.tokens.grid  # token units are addressed on their grid
         data = self.graph.nodes[node_id]
         shape = data["output_shapes"][output_index]
         return tuple(shape[a] for a in data["spatial_axes"])
@@ -362,7 +642,7 @@ class Propagation:
             tuple(_plain(v) for v in state.size),
             tuple(_plain(v) for v in state.stride),
             tuple(_plain(v) for v in state.padding),
-            state.aligned, state.global_context, state.note, self,
+            state.aligned, state.global_context, state.note, self, tokens=state.tokens,
         )
 
 

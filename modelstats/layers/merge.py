@@ -34,16 +34,49 @@ def dot_cost(layer, input_shapes, output_shapes) -> Cost:
     return cost
 
 
+#: A concatenation along the channel axis keeps positions, but each element comes from one input.
+JOINS_CHANNELS = Geometry("identity", note="joins channels")
+
+
 def concatenate_geometry(layer, input_shapes, output_shapes) -> Geometry:
+    """Positions are kept when the joined axis is the channel axis (not a spatial one, whatever
+    the layout: channels_first models join on axis 1). Along a spatial axis the inputs are
+    pieces of it in order (a ``join``): with one input that depends on the image and the
+    others not (a class token made from a weight, before patch tokens), that input's units
+    keep their field, shifted by the pieces before it."""
     rank = len(output_shapes[0]) + 1  # with the batch axis, as layer.axis counts
     axis = layer.axis % rank
-    # Positions are kept when the joined axis is the channel axis (not a spatial one, whatever
-    # the layout): channels_first models join on axis 1.
-    return BREAKS if axis == 0 or axis in input_spatial_axes(rank) else IDENTITY
+    spatial = input_spatial_axes(rank)
+    if axis == 0:
+        return BREAKS
+    if axis not in spatial:
+        return JOINS_CHANNELS
+    parts = tuple((i, shape[axis - 1]) for i, shape in enumerate(input_shapes))
+    return Geometry("join", axis=spatial.index(axis), parts=parts)
+
+
+def dot_geometry(layer, input_shapes, output_shapes) -> Geometry:
+    """``Dot(axes)``: a batched product of two tensors summing over one axis of each; the
+    output holds the first input's other axes, then the second's (attention scores of tokens
+    against tokens pair their positions; see ``layers.ops.matmul_geometry``)."""
+    axes = layer.axes if isinstance(layer.axes, (list, tuple)) else (layer.axes, layer.axes)
+    maps, contracted, k = [], [], 0
+    for shape, axis in zip(input_shapes, axes):
+        rank = len(shape) + 1  # with batch
+        summed = axis % rank - 1  # without batch
+        if summed < 0:
+            return Geometry("product", note="Dot over the batch axis")
+        mapping = []
+        for q in range(rank - 1):
+            mapping.append(None if q == summed else k)
+            k += q != summed
+        maps.append(tuple(mapping))
+        contracted.append((summed,))
+    return Geometry("product", axis_map=tuple(maps), contracted=tuple(contracted), note="Dot")
 
 
 for cls in (L.Add, L.Subtract, L.Multiply, L.Maximum, L.Minimum):
     RULES.add(cls, cost=merge_cost, geometry=IDENTITY)
 RULES.add(L.Average, cost=average_cost, geometry=IDENTITY)
 RULES.add(L.Concatenate, cost=ZERO, geometry=concatenate_geometry)  # a copy
-RULES.add(L.Dot, cost=dot_cost, geometry=IDENTITY)
+RULES.add(L.Dot, cost=dot_cost, geometry=dot_geometry)

@@ -16,8 +16,9 @@ import keras.src.ops.numpy as numpy_ops
 
 from modelstats.adapters import call_arguments_of, is_static_argument
 from modelstats.formulas import dim_size, einsum_macs, numel
-from modelstats.geometry import BREAKS, GLOBAL, IDENTITY, Geometry, Window
+from modelstats.geometry import BREAKS, GLOBAL, IDENTITY, Geometry, Window, reshape_axis_map
 from modelstats.layers._common import ACTIVATION_FLOPS, elementwise
+from modelstats.layers.reshaping import reshape_geometry
 from modelstats.registry import Cost, RuleSet, ZERO, input_spatial_axes
 
 RULES = RuleSet()
@@ -36,14 +37,18 @@ _ELEMENTWISE_1 = (
 _ELEMENTWISE_MATH_1 = ("Erf", "Erfc", "Erfinv", "Rsqrt")
 # Copies and views: no arithmetic, position by position.
 _COPY_IDENTITY = ("Copy", "Cast", "SaturateCast", "StopGradient", "ConvertToTensor",
-                  "ZerosLike", "OnesLike", "FullLike", "EmptyLike", "BroadcastTo")
+                  "BroadcastTo")
+# Same shape, but the values are constants: positions kept (as before), not the dependence.
+_CONSTANT_LIKE = ("ZerosLike", "OnesLike", "FullLike", "EmptyLike")
 # Copies along one axis (``op.axis``): positions are kept when that axis is not spatial.
-_COPY_ALONG_AXIS = ("Split", "ArraySplit", "Flip", "Roll", "Repeat", "Take", "TakeAlongAxis",
-                    "Concatenate", "Append")
-# Rearrangements: no arithmetic, spatial correspondence not kept.
-_COPY_BREAKS = ("Reshape", "Transpose", "Moveaxis", "Swapaxes", "Ravel", "ExpandDims",
-                "Squeeze", "Fliplr", "Flipud", "Rot90", "Tile", "Stack", "Hstack", "Vstack",
-                "Dstack", "Unstack", "View", "Diagonal", "DepthToSpace", "SpaceToDepth")
+_COPY_ALONG_AXIS = ("Split", "ArraySplit", "Flip", "Roll", "Repeat", "Take", "TakeAlongAxis")
+# Rearrangements of one tensor: no arithmetic, spatial correspondence not kept (``Reshape``
+# has its own rule: a flatten of the spatial axes into tokens keeps the grid).
+_COPY_BREAKS = ("Transpose", "Moveaxis", "Swapaxes", "Ravel", "ExpandDims",
+                "Squeeze", "Fliplr", "Flipud", "Rot90", "Tile", "Unstack", "View", "Diagonal",
+                "DepthToSpace", "SpaceToDepth")
+# Stacking several tensors (or constants): each element comes from one of them.
+_STACKS = ("Stack", "Hstack", "Vstack", "Dstack")
 _REDUCTIONS = ("Sum", "Mean", "Max", "Min", "Amax", "Amin", "Prod", "Any", "All", "Nansum",
                "Nanmean", "Nanmax", "Nanmin", "Logsumexp")
 
@@ -84,8 +89,100 @@ def axis_geometry(op, input_shapes, output_shapes) -> Geometry:
     axes = {a % rank for a in (axis if isinstance(axis, (tuple, list)) else (axis,))}
     touched = sorted(axes & set(_spatial_axes(rank)))
     if touched:
-        return Geometry("breaks", note=f"{name} along spatial axis {touched[0]}")
+        kept = ()
+        if len(output_shapes[0]) == len(input_shapes[0]):  # the other axes stay as they are
+            kept = (tuple(None if q + 1 in axes else q for q in range(rank - 1)),)
+        return Geometry("breaks", note=f"{name} along spatial axis {touched[0]}", complete=True,
+                        axis_map=kept)
     return IDENTITY
+
+
+def rearrange_geometry(op, input_shapes, output_shapes) -> Geometry:
+    """Transpose, swapaxes, moveaxis, expand/squeeze, unstack, ravel, tile...: positions are
+    rearranged (the field breaks), each element a copy. Where an axis stays intact (the
+    tokens of ``q``, ``k``, ``v`` split into heads and transposed), ``axis_map`` says where it
+    goes, so a later product summing over it is known to see every token."""
+    name = type(op).__name__
+    source, target = tuple(input_shapes[0]), tuple(output_shapes[0])
+    rank = len(source) + 1  # with batch
+    mapping = ()
+    try:
+        if name in ("Transpose", "Swapaxes", "Moveaxis"):
+            mapping = _permutation_map(op, name, rank)
+        elif name in ("ExpandDims", "Squeeze", "Ravel"):
+            mapping = reshape_axis_map(source, target)
+        elif name == "Unstack":
+            axis = op.axis % rank
+            if axis:
+                mapping = tuple(None if q + 1 == axis else q if q + 1 < axis else q - 1
+                                for q in range(rank - 1))
+    except (TypeError, ValueError, AttributeError):
+        mapping = ()
+    return Geometry("breaks", complete=True, axis_map=(mapping,) if mapping else ())
+
+
+def _permutation_map(op, name: str, rank: int) -> tuple:
+    """Where each axis (without batch) goes under a transpose, swapaxes or moveaxis; empty
+    when the batch axis moves. numpy applies the op to a view whose axis sizes name them."""
+    import numpy as np
+
+    probe = np.broadcast_to(np.empty(()), tuple(range(2, rank + 2)))
+    if name == "Transpose":
+        moved = np.transpose(probe, op.axes)
+    elif name == "Swapaxes":
+        moved = np.swapaxes(probe, op.axis1, op.axis2)
+    else:
+        moved = np.moveaxis(probe, op.source, op.destination)
+    order = [n - 2 for n in moved.shape]  # output axis k holds input axis order[k]
+    if order[0] != 0:
+        return ()
+    return tuple(order.index(q + 1) - 1 for q in range(rank - 1))
+
+
+def concatenate_op_geometry(op, input_shapes, output_shapes) -> Geometry:
+    """``ops.concatenate(xs, axis)`` / ``ops.append(x, values, axis)``: along the channel axis
+    positions are kept (each element from one operand); along a spatial axis the operands
+    are pieces of it in order, graph tensors and constants alike (``ops.concatenate([
+    ops.tile(class_token, ...), patches], axis=1)``): a ``join``, whose pieces' lengths are
+    read from the call's arguments."""
+    name = type(op).__name__
+    axis = getattr(op, "axis", None)
+    if axis is None:
+        return Geometry("breaks", note=f"{name} of the flattened tensor")
+    rank = len(input_shapes[0]) + 1  # with batch
+    axis %= rank
+    spatial = _spatial_axes(rank)
+    if axis == 0:
+        return Geometry("breaks", note=f"{name} along the batch axis")
+    if axis not in spatial:
+        return Geometry("identity", note=f"{name} joins channels")
+    args = call_arguments_of(op)
+    operands = None
+    if args is not None:
+        operands = list(args[0]) if name == "Concatenate" and len(args) >= 1 \
+            and isinstance(args[0], (list, tuple)) else list(args[:2])
+    if not operands:
+        return Geometry("breaks", note=f"{name} along spatial axis {axis} with operands not "
+                        "known statically")
+    parts, graph_index = [], 0
+    for value in operands:
+        shape = getattr(value, "shape", None)
+        if hasattr(value, "_keras_history"):
+            length = input_shapes[graph_index][axis - 1] if graph_index < len(input_shapes) \
+                else None
+            parts.append((graph_index, length))
+            graph_index += 1
+            continue
+        try:
+            length = int(shape[axis]) if shape is not None and len(shape) == rank else None
+        except (TypeError, ValueError):
+            length = None
+        parts.append((None, length))
+    if graph_index != len(input_shapes):
+        return Geometry("breaks", note=f"{name} along spatial axis {axis}: its operands do "
+                        "not match its graph inputs")
+    return Geometry("join", axis=spatial.index(axis), parts=tuple(parts),
+                    note=f"{name} along spatial axis {axis}")
 
 
 def _crop_axis(start: int, step: int = 1) -> Window:
@@ -115,11 +212,15 @@ def getitem_geometry(op, input_shapes, output_shapes) -> Geometry:
     key = key + (slice(None),) * (rank - len(key))
     if len(key) != rank:
         return Geometry("breaks", note="GetItem key longer than the tensor's rank")
+    picks = _picked_positions(key, shape, _spatial_axes(rank))
+    if picks is not None:
+        return picks
     axes = []
     for axis in _spatial_axes(rank):
         part, n = key[axis], shape[axis]
         if not isinstance(part, slice):
-            return Geometry("breaks", note=f"GetItem indexes spatial axis {axis} with {part!r}")
+            return Geometry("breaks", note=f"GetItem indexes spatial axis {axis} with {part!r}",
+                            complete=True, axis_map=_key_axis_map(key, shape))
         step = 1 if part.step is None else part.step
         if step < 0:
             return Geometry("breaks", note=f"GetItem reverses spatial axis {axis}")
@@ -133,7 +234,46 @@ def getitem_geometry(op, input_shapes, output_shapes) -> Geometry:
         axes.append(_crop_axis(start, step))
     if all(a == _crop_axis(0) for a in axes):
         return IDENTITY
-    return Geometry("window", tuple(axes))
+    return Geometry("window", tuple(axes), complete=True)  # every element is a copy
+
+
+def _key_axis_map(key: tuple, shape: tuple) -> tuple:
+    """Axes (without batch) that a key of ints and slices leaves whole, and where they go: an
+    int removes its axis, a whole slice keeps it. Empty when the batch axis is indexed."""
+    if not (isinstance(key[0], slice) and key[0] == slice(None)):
+        return ()
+    mapping, k = [], 0
+    for part, n in zip(key[1:], shape[1:]):
+        if isinstance(part, int) and not isinstance(part, bool):
+            mapping.append(None)
+            continue
+        if not isinstance(part, slice):
+            return ()
+        whole = part.step in (None, 1) and part.start in (None, 0) and (
+            part.stop is None or (n is not None and part.stop >= n))
+        mapping.append(k if whole else None)
+        k += 1
+    return (tuple(mapping),)
+
+
+def _picked_positions(key: tuple, shape: tuple, spatial: tuple) -> Optional[Geometry]:
+    """``x[:, 0]`` on tokens (the class token), ``x[:, 3, 4]`` on an image: an integer on
+    every spatial axis takes one position and leaves none (a ``pick``). None for other keys."""
+    if not spatial or not all(isinstance(key[a], int) and not isinstance(key[a], bool)
+                              for a in spatial):
+        return None
+    index = []
+    for axis in spatial:
+        value, n = key[axis], shape[axis]
+        if value < 0:
+            if n is None:
+                return Geometry("breaks", note=f"GetItem indexes spatial axis {axis} from its "
+                                "end, of unknown size")
+            value += n
+        index.append(value)
+    first = spatial[0]
+    return Geometry("pick", index=tuple(index), complete=True,
+                    note=f"GetItem indexes spatial axis {first} with {key[first]!r}")
 
 
 def slice_geometry(op, input_shapes, output_shapes) -> Geometry:
@@ -146,7 +286,8 @@ def slice_geometry(op, input_shapes, output_shapes) -> Geometry:
     ):
         return Geometry("breaks", note="Slice with start indices not known statically")
     axes = tuple(_crop_axis(starts[a]) for a in _spatial_axes(rank))
-    return IDENTITY if all(a == _crop_axis(0) for a in axes) else Geometry("window", axes)
+    return IDENTITY if all(a == _crop_axis(0) for a in axes) \
+        else Geometry("window", axes, complete=True)
 
 
 def pad_geometry(op, input_shapes, output_shapes) -> Geometry:
@@ -161,7 +302,9 @@ def pad_geometry(op, input_shapes, output_shapes) -> Geometry:
     lefts = [widths[a][0] for a in _spatial_axes(rank)]
     padded = any(any(widths[a]) for a in _spatial_axes(rank))
     if not padded:
-        return IDENTITY
+        # Padding the channels adds constant elements: positions kept, not every element.
+        return IDENTITY if not any(any(pair) for pair in widths) else \
+            Geometry("identity", note="Pad of non-spatial axes")
     if getattr(op, "mode", "constant") != "constant":
         return Geometry("breaks", note=f"Pad in {op.mode!r} mode on a spatial axis")
     return Geometry("window", tuple(Window(1, 1, 1, left) for left in lefts))
@@ -190,12 +333,58 @@ def matmul_cost(op, input_shapes, output_shapes) -> Cost:
 
 def matmul_geometry(op, input_shapes, output_shapes) -> Geometry:
     """``x @ W`` with a weight matrix W (a hand-written dense layer: one tensor input, the
-    other operand a variable) mixes only the channels of each position; a product of two
-    tensors (attention scores) mixes positions."""
+    other operand a variable) mixes only the channels of each position. Otherwise a product
+    (``a[..., m, k] @ b[..., k, n]``): ``a`` sums over its last axis, ``b`` over its
+    second-to-last; the propagation decides from the operands whether that is every token
+    (global: attention weights times values) or pairs of positions (attention scores)."""
     args = call_arguments_of(op)
     weight = args is not None and len(args) == 2 and len(input_shapes) == 1 \
         and len(getattr(args[1], "shape", ())) == 2 and not hasattr(args[1], "_keras_history")
-    return IDENTITY if weight else GLOBAL
+    if weight:
+        return IDENTITY
+    if args is None or len(args) != 2:
+        return Geometry("product", note="Matmul with operands not known")
+    out_rank = len(output_shapes[0]) + 1  # with batch
+    maps, contracted = [], []
+    for side, value in enumerate(args):
+        if not hasattr(value, "_keras_history"):
+            continue
+        rank = len(value.shape)  # with batch
+        if rank < 3 or rank != out_rank:
+            return Geometry("product", note="Matmul of operands whose axes are not followed")
+        # Without batch: a sums over its last axis and keeps m; b sums over its
+        # second-to-last and keeps n; the leading axes are batched, kept in place.
+        summed, kept = (rank - 2, rank - 3) if side == 0 else (rank - 3, rank - 2)
+        maps.append(tuple(q if q < rank - 3 or q == kept else None for q in range(rank - 1)))
+        contracted.append((summed,))
+    return Geometry("product", axis_map=tuple(maps), contracted=tuple(contracted),
+                    note="Matmul")
+
+
+def einsum_geometry(op, input_shapes, output_shapes) -> Geometry:
+    """``ops.einsum``: per graph operand, the letters missing from the output are summed over;
+    the others go where the output has them. The first letter of each operand and of the
+    output must be the batch axis (else the axes are not followed)."""
+    subscripts = str(getattr(op, "subscripts", "")).replace(" ", "")
+    args = call_arguments_of(op)
+    if "->" not in subscripts or "." in subscripts or args is None:
+        return Geometry("product", note="Einsum with an implicit output or an ellipsis")
+    inputs, output = subscripts.split("->")
+    terms = inputs.split(",")
+    operands = list(args[1:]) if args and isinstance(args[0], str) else list(args)
+    if len(terms) != len(operands) or not output:
+        return Geometry("product", note="Einsum with operands not known")
+    maps, contracted = [], []
+    for term, value in zip(terms, operands):
+        if not hasattr(value, "_keras_history"):
+            continue
+        if not term or term[0] != output[0]:
+            return Geometry("product", note="Einsum that moves the batch axis")
+        letters = term[1:]
+        maps.append(tuple(output.index(c) - 1 if c in output[1:] else None for c in letters))
+        contracted.append(tuple(q for q, c in enumerate(letters) if c not in output))
+    return Geometry("product", axis_map=tuple(maps), contracted=tuple(contracted),
+                    note="Einsum")
 
 
 def einsum_cost(op, input_shapes, output_shapes) -> Cost:
@@ -216,18 +405,23 @@ _register(math_ops, _ELEMENTWISE_MATH_1, cost=elementwise(1), geometry=IDENTITY)
 _register(numpy_ops, ("Clip",), cost=elementwise(2), geometry=IDENTITY)  # max, min
 _register(numpy_ops, _COPY_IDENTITY, cost=ZERO, geometry=IDENTITY)
 _register(core_ops, _COPY_IDENTITY, cost=ZERO, geometry=IDENTITY)
-_register(numpy_ops, _COPY_BREAKS, cost=ZERO, geometry=BREAKS)
-_register(core_ops, _COPY_BREAKS, cost=ZERO, geometry=BREAKS)
-_register(nn_ops, _COPY_BREAKS, cost=ZERO, geometry=BREAKS)
+_register(numpy_ops, _CONSTANT_LIKE, cost=ZERO, geometry=Geometry("identity"))
+_register(core_ops, _CONSTANT_LIKE, cost=ZERO, geometry=Geometry("identity"))
+_register(numpy_ops, _COPY_BREAKS, cost=ZERO, geometry=rearrange_geometry)
+_register(core_ops, _COPY_BREAKS, cost=ZERO, geometry=rearrange_geometry)
+_register(nn_ops, _COPY_BREAKS, cost=ZERO, geometry=rearrange_geometry)
+_register(numpy_ops, _STACKS, cost=ZERO, geometry=BREAKS)
+_register(numpy_ops, ("Reshape",), cost=ZERO, geometry=reshape_geometry)
 _register(numpy_ops, _COPY_ALONG_AXIS, cost=ZERO, geometry=axis_geometry)
 _register(core_ops, _COPY_ALONG_AXIS, cost=ZERO, geometry=axis_geometry)
+_register(numpy_ops, ("Concatenate", "Append"), cost=ZERO, geometry=concatenate_op_geometry)
 _register(numpy_ops, ("GetItem",), cost=ZERO, geometry=getitem_geometry)
 _register(core_ops, ("Slice",), cost=ZERO, geometry=slice_geometry)
 _register(numpy_ops, ("Pad",), cost=ZERO, geometry=pad_geometry)
 _register(numpy_ops, _REDUCTIONS, cost=reduction_cost, geometry=reduction_geometry)
 _register(math_ops, ("Logsumexp",), cost=elementwise(3, of="input"), geometry=GLOBAL)
 _register(numpy_ops, ("Matmul",), cost=matmul_cost, geometry=matmul_geometry)
-_register(numpy_ops, ("Einsum",), cost=einsum_cost, geometry=GLOBAL)
+_register(numpy_ops, ("Einsum",), cost=einsum_cost, geometry=einsum_geometry)
 
 # Activation operations: ops.relu, ops.sigmoid, ... per the activation table.
 _ACTIVATION_OPS = {

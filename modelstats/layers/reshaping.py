@@ -3,11 +3,21 @@ no-ops (dropout, noise, augmentation, lookups)."""
 
 from __future__ import annotations
 
+import math
+
 import keras
 
-from modelstats.geometry import BREAKS, IDENTITY, Geometry, Window
+from modelstats.geometry import (
+    BREAKS,
+    FLATTEN,
+    IDENTITY,
+    REARRANGES,
+    Geometry,
+    Window,
+    reshape_axis_map,
+)
 from modelstats.layers._common import split_channels
-from modelstats.registry import RuleSet, ZERO
+from modelstats.registry import RuleSet, ZERO, input_spatial_axes
 
 L = keras.layers
 RULES = RuleSet()
@@ -43,6 +53,38 @@ def center_crop_geometry(layer, input_shapes, output_shapes) -> Geometry:
                                     for n, m in zip(spatial_in, spatial_out)))
 
 
+def reshape_geometry(layer, input_shapes, output_shapes) -> Geometry:
+    """A reshape (the ``Reshape`` layer, ``keras.ops.reshape``) rearranges positions, except:
+
+    * one that keeps the shape changes nothing;
+    * one that merges all spatial axes of a channels-last map into one token axis, row-major,
+      keeping the channel axis last, ``(h, w, C) -> (h*w, C)``, is a *flatten*: token
+      ``t`` is grid position ``divmod(t, w)`` (a ViT's patch tokens keep their 2-D field).
+
+    Any other reshape breaks the field.
+    """
+    source, target = tuple(input_shapes[0]), tuple(output_shapes[0])
+    if source == target and None not in source:
+        return IDENTITY
+    rank = len(source) + 1  # with batch
+    channels = source[-1] if source else None
+    if len(source) >= 3 and len(target) == 2 and channels is not None \
+            and target[-1] == channels and input_spatial_axes(rank) == tuple(range(1, rank - 1)):
+        grid = source[:-1]
+        n = None if None in grid else math.prod(grid)
+        if target[0] == n:  # both None: the -1 is the product of the unknown sizes
+            return FLATTEN
+    return Geometry("breaks", note="Reshape other than a flatten of the spatial axes into "
+                    "tokens", complete=True, axis_map=(reshape_axis_map(source, target),))
+
+
+def permute_geometry(layer, input_shapes, output_shapes) -> Geometry:
+    """Permute(dims): positions rearranged; output axis k is input axis ``dims[k] - 1``."""
+    dims = [int(d) - 1 for d in layer.dims]
+    return Geometry("breaks", complete=True,
+                    axis_map=(tuple(dims.index(q) for q in range(len(dims))),))
+
+
 def same_shape_identity(layer, input_shapes, output_shapes) -> Geometry:
     """Augmentation layers are the identity at inference when they keep the shape."""
     if input_shapes and tuple(input_shapes[0]) == tuple(output_shapes[0]):
@@ -55,8 +97,10 @@ for cls in (L.ZeroPadding1D, L.ZeroPadding2D, L.ZeroPadding3D):
 for cls in (L.Cropping1D, L.Cropping2D, L.Cropping3D):
     RULES.add(cls, cost=ZERO, geometry=cropping_geometry)
 RULES.add(L.CenterCrop, cost=ZERO, geometry=center_crop_geometry)
-for cls in (L.Flatten, L.Reshape, L.Permute, L.RepeatVector):
-    RULES.add(cls, cost=ZERO, geometry=BREAKS)
+RULES.add(L.Reshape, cost=ZERO, geometry=reshape_geometry)
+RULES.add(L.Permute, cost=ZERO, geometry=permute_geometry)
+for cls in (L.Flatten, L.RepeatVector):
+    RULES.add(cls, cost=ZERO, geometry=REARRANGES)
 
 # Identity at inference: regularisation and noise layers are only active in training.
 for cls in (L.InputLayer, L.Identity, L.Dropout, L.SpatialDropout1D, L.SpatialDropout2D,
