@@ -176,7 +176,10 @@ def test_patch_tokens_keep_the_grid_field():
         rf = report.receptive_field(node)
         assert rf.status == "spatial" and rf.global_context and rf.size == (4, 4)
     # The class token picked after attention sees every pixel; the head too.
-    assert rows.loc["get_item", "rf_status"] == "global"
+    # (found by type: x[:, 0] is named get_item, get_item_1, ... after what Keras built
+    # before in the process, which differs between test runs)
+    picked = rows.loc[rows["type"] == "GetItem", "rf_status"]
+    assert picked.tolist() == ["global"]
     assert rows.loc["head", "rf_status"] == "global"
     assert not (rows["rf_status"] == "broken").any()
 
