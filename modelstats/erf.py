@@ -265,7 +265,9 @@ def effective_receptive_field(
         ``images``; given ``images`` set it themselves.
     batch_size : int, optional
         Images per forward and backward pass. Default: as many as fit in about 2 GiB of
-        activations (11 images for MobileNetV2 at 224), at most 16.
+        activations (11 images for MobileNetV2 at 224), at most 16; 1 when the path to the
+        unit goes through a custom layer's traced call (its arguments may hold the batch size
+        it was traced with), where any other value is refused.
 
     Returns
     -------
@@ -350,10 +352,20 @@ def effective_receptive_field(
             f"Received an array of shape {batch.shape}."
         )
     batch = batch.astype(graph.nodes[input_node]["dtype"] or "float32", copy=False)
-    if batch_size is None:
-        batch_size = _auto_batch_size(graph, node)
-    elif not (isinstance(batch_size, int) and batch_size >= 1):
+    if batch_size is not None and not (isinstance(batch_size, int) and batch_size >= 1):
         raise OptionError(f"batch_size must be a positive int. Received: {batch_size!r}")
+    traced = _traced_ancestor(graph, node)
+    if traced is not None:
+        # A traced call's arguments may hold the batch size it was traced with (a class
+        # token tiled to ops.shape(x)[0], which was 1): replayed one image at a time.
+        if batch_size not in (None, 1):
+            raise OptionError(
+                f"'{traced}' is inside a custom layer's traced call, which may have fixed the "
+                f"batch size at 1 (e.g. ops.tile(token, [ops.shape(x)[0], 1, 1])); pass "
+                f"batch_size=1 (or leave it out). Received: {batch_size!r}")
+        batch_size = 1
+    elif batch_size is None:
+        batch_size = _auto_batch_size(graph, node)
 
     in_axes = graph.nodes[input_node]["spatial_axes"]
     channel_axes = tuple(a + 1 for a in range(len(shape)) if a not in in_axes)
@@ -433,6 +445,13 @@ def _position(position: Any, extent: tuple, node: str) -> tuple:
             f"whose spatial size is {extent}. Received: position={position!r}"
         )
     return tuple(int(p) for p in position)
+
+
+def _traced_ancestor(graph: nx.DiGraph, node: str) -> Optional[str]:
+    """The first node up to ``node`` that lies inside a layer's traced call, or None."""
+    needed = nx.ancestors(graph, node) | {node}
+    return next((n for n in graph.nodes if n in needed and graph.nodes[n].get("in_traced_call")),
+                None)
 
 
 def _auto_batch_size(graph: nx.DiGraph, node: str) -> int:

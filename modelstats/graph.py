@@ -458,6 +458,10 @@ class _Walk:
             input_shapes=[graph.nodes[src]["output_shapes"][i] for src, i in inputs],
             output_shapes=[_strip_batch(t.shape) for t in shaped],
             batch_factor=_leading_size(shaped) if scope.traced else 1,
+            # inside a layer's traced call, whose arguments may hold the batch size it was
+            # traced with (ops.tile(token, [ops.shape(x)[0], 1, 1])): replayed one sample at
+            # a time (modelstats.erf)
+            in_traced_call=bool(scope.traced),
             dtype=adapter.dtype(outputs[0]) if outputs else None,
             data_format=adapter.data_format(operation),
             params=trainable + non_trainable,
@@ -802,7 +806,9 @@ def to_networkx(
         only), ``has_weights`` and ``trains`` (the call reads weights, trainable ones: at
         every call), ``training_argument`` (the ``training=`` its call, or an enclosing one,
         was given; None if none), ``weight_sizes`` (``(elements, dtype)`` of each variable
-        the call reads, as stored), ``dtype`` and ``is_input``. Edge
+        the call reads, as stored), ``dtype``, ``is_input``, ``batch_factor`` (samples
+        the leading axis holds, inside a traced call: Swin's windows) and
+        ``in_traced_call`` (the node is inside a layer's traced call). Edge
         attributes, one entry per tensor the producer passes to the consumer: ``indices`` (the
         consumer's argument positions), ``output_indices`` (the producer's outputs) and
         ``shapes``. The graph attribute ``inputs`` / ``outputs`` lists the node ids of the

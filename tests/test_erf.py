@@ -405,3 +405,31 @@ def test_docs_example_runs():
         printed = run(code, namespace)
         if expected is not None:
             assert printed.rstrip().splitlines() == expected.rstrip().splitlines()
+
+
+def test_a_traced_class_token_runs_one_image_at_a_time(keras):
+    """A custom layer that tiles a class token to ``ops.shape(x)[0]`` is traced with batch 1,
+    which its replay keeps: several images at once failed in its concatenation (found on kimm's
+    ViT). The path through a traced call runs one image per pass; a larger batch_size is
+    refused naming the node. Unit: token 6 of 1 + 4x4 (grid position (1, 1)) of a patchify
+    with k = s = 4, so the map lies in rows and columns 4-7."""
+    L, ops = keras.layers, keras.ops
+
+    class ClassToken(L.Layer):
+        def build(self, shape):
+            self.token = self.add_weight(shape=(1, 1, shape[-1]), name="token")
+
+        def call(self, x):
+            return ops.concatenate([ops.tile(self.token, [ops.shape(x)[0], 1, 1]), x], axis=1)
+
+    image = keras.Input((16, 16, 3), name="image")
+    x = L.Reshape((16, 4), name="tokens")(L.Conv2D(4, 4, strides=4, name="patchify")(image))
+    model = keras.Model(image, L.Dense(4, name="mix")(ClassToken(name="cls")(x)))
+    images = smooth_images(3, 16)
+    erf = modelstats.effective_receptive_field(model, "mix", images=images, position=(6,))
+    assert erf.n_images == 3
+    rows, cols = np.nonzero(erf.map)
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (4, 7, 4, 7)
+    with pytest.raises(modelstats.OptionError, match=r"'cls/.*traced call.*batch_size=1"):
+        modelstats.effective_receptive_field(model, "mix", images=images, position=(6,),
+                                             batch_size=2)
