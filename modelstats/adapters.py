@@ -515,6 +515,12 @@ def call_arguments_of(op: Any) -> Optional[tuple]:
     return first if same else None
 
 
+def is_graph_tensor(value: Any) -> bool:
+    """Whether a call argument is a tensor of the graph (a symbolic tensor some call
+    produced: it carries Keras' history), not a weight or a constant."""
+    return hasattr(value, "_keras_history")
+
+
 def is_static_argument(value: Any) -> bool:
     """An index argument known before running (ints, slices, Ellipsis, None and tuples of
     them), not a tensor."""

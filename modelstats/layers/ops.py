@@ -14,7 +14,7 @@ import keras.src.ops.math as math_ops
 import keras.src.ops.nn as nn_ops
 import keras.src.ops.numpy as numpy_ops
 
-from modelstats.adapters import call_arguments_of, is_static_argument
+from modelstats.adapters import call_arguments_of, is_graph_tensor, is_static_argument
 from modelstats.formulas import dim_size, einsum_macs, numel
 from modelstats.geometry import BREAKS, GLOBAL, IDENTITY, Geometry, Window, reshape_axis_map
 from modelstats.layers._common import ACTIVATION_FLOPS, elementwise
@@ -167,7 +167,7 @@ def concatenate_op_geometry(op, input_shapes, output_shapes) -> Geometry:
     parts, graph_index = [], 0
     for value in operands:
         shape = getattr(value, "shape", None)
-        if hasattr(value, "_keras_history"):
+        if is_graph_tensor(value):
             length = input_shapes[graph_index][axis - 1] if graph_index < len(input_shapes) \
                 else None
             parts.append((graph_index, length))
@@ -339,7 +339,7 @@ def matmul_geometry(op, input_shapes, output_shapes) -> Geometry:
     (global: attention weights times values) or pairs of positions (attention scores)."""
     args = call_arguments_of(op)
     weight = args is not None and len(args) == 2 and len(input_shapes) == 1 \
-        and len(getattr(args[1], "shape", ())) == 2 and not hasattr(args[1], "_keras_history")
+        and len(getattr(args[1], "shape", ())) == 2 and not is_graph_tensor(args[1])
     if weight:
         return IDENTITY
     if args is None or len(args) != 2:
@@ -347,7 +347,7 @@ def matmul_geometry(op, input_shapes, output_shapes) -> Geometry:
     out_rank = len(output_shapes[0]) + 1  # with batch
     maps, contracted = [], []
     for side, value in enumerate(args):
-        if not hasattr(value, "_keras_history"):
+        if not is_graph_tensor(value):
             continue
         rank = len(value.shape)  # with batch
         if rank < 3 or rank != out_rank:
@@ -376,7 +376,7 @@ def einsum_geometry(op, input_shapes, output_shapes) -> Geometry:
         return Geometry("product", note="Einsum with operands not known")
     maps, contracted = [], []
     for term, value in zip(terms, operands):
-        if not hasattr(value, "_keras_history"):
+        if not is_graph_tensor(value):
             continue
         if not term or term[0] != output[0]:
             return Geometry("product", note="Einsum that moves the batch axis")

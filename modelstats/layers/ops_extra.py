@@ -24,7 +24,7 @@ import keras.src.ops.math as math_ops
 import keras.src.ops.nn as nn_ops
 import keras.src.ops.numpy as numpy_ops
 
-from modelstats.adapters import call_arguments_of
+from modelstats.adapters import call_arguments_of, is_graph_tensor
 from modelstats.formulas import attention_macs, numel
 from modelstats.geometry import BREAKS, GLOBAL, IDENTITY, Geometry
 from modelstats.layers._common import (
@@ -49,10 +49,6 @@ FFT_FLOPS_PER_POINT_LOG = 5
 
 # -- helpers -------------------------------------------------------------------------------------
 
-def _is_tensor(value) -> bool:
-    return hasattr(value, "_keras_history")
-
-
 def _operand_shapes(op, input_shapes) -> list:
     """Full shapes (batch 1 for graph tensors) of the call's positional operands; None for
     an operand without a shape. Graph tensors take the analysed shapes, in order."""
@@ -62,7 +58,7 @@ def _operand_shapes(op, input_shapes) -> list:
     tensors = iter(input_shapes)
     shapes = []
     for value in args:
-        if _is_tensor(value):
+        if is_graph_tensor(value):
             shape = next(tensors, None)
             shapes.append(None if shape is None else (1, *shape))
         elif hasattr(value, "shape"):
