@@ -366,6 +366,10 @@ class Geometry:
       ``flatten``   the spatial axes of a channels-last map merged into one token axis in
                     row-major order, channels kept last: ``(h, w, C) -> (h*w, C)`` (a ViT's
                     patch tokens); the tokens keep their positions on the ``(h, w)`` grid;
+      ``unflatten`` the reverse, tokens laid back out on a grid, channels kept last:
+                    ``(h*w, C) -> (h, w, C)``; exact (token ``i*w + j`` becomes position
+                    ``(i, j)``) only when the input is a token grid of exactly that ``(h, w)``
+                    with no extra tokens, which the propagation checks (it breaks otherwise);
       ``join``      tensors joined along spatial axis ``axis`` (an index into the input's
                     spatial axes): ``parts`` lists the pieces in order, each ``(graph input
                     index, or None for a constant operand, length along that axis or None)``

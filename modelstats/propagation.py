@@ -296,6 +296,8 @@ class Propagation:
                           + (f" ({state.note})" if state.note else ""))
         if geometry.kind == "flatten":
             return self._flatten(data, geometry, [s for _, s in related])
+        if geometry.kind == "unflatten":
+            return self._unflatten(node_id, data, geometry, [s for _, s in related])
         if geometry.kind == "join":
             return self._join(data, geometry)
         if geometry.kind not in ("identity", "window"):
@@ -449,6 +451,39 @@ class Propagation:
             return _State(BROKEN, note="not a flatten of the spatial axes into tokens")
         return _State(SPATIAL, source.size, source.stride, source.padding, source.aligned,
                       source.global_context, "", IDENTITY, layout, source.everywhere)
+
+    def _unflatten(self, node_id: str, data: dict, geometry: Geometry,
+                   related: list) -> _State:
+        """``(h*w, C) -> (h, w, C)``: tokens of an ``(h, w)`` grid with no extra tokens laid
+        back out on that grid (token ``i*w + j`` becomes position ``(i, j)``), so the map's
+        units keep the grid's field; the backward walk maps a unit to the same grid position
+        of the tokens (IDENTITY, as for a flatten). Any other layout rearranges positions."""
+        (source,) = related if len(related) == 1 else (None,)
+        target = tuple(data["output_shapes"][0])
+        layout = source.tokens if source is not None else None
+        folded = data.get("batch_factor", 1) != 1 \
+            or self.graph.nodes[data["inputs"][0][0]].get("batch_factor", 1) != 1
+        problem = None
+        if layout is None or folded:
+            problem = "lays out on a grid tokens that are not a flattened grid"
+        elif layout.prefix or layout.suffix:
+            problem = (f"lays out on a grid tokens with extra tokens ({layout.prefix} before "
+                       f"the grid, {layout.suffix} after it): token i*w + j is not position "
+                       "(i, j)")
+        elif None in layout.grid or tuple(layout.grid) != target[:-1]:
+            grid = "x".join(str(n) for n in layout.grid)
+            problem = f"lays out the tokens of a {grid} grid as {target}"
+        elif len(target) != self.n_axes + 1 \
+                or tuple(self.graph.nodes[node_id]["spatial_axes"]) != tuple(range(self.n_axes)):
+            problem = "lays out tokens on axes that are not the map's spatial axes"
+        if problem is None:
+            return _State(SPATIAL, source.size, source.stride, source.padding, source.aligned,
+                          source.global_context, "", IDENTITY, None, source.everywhere)
+        if all(s.status == GLOBAL or s.everywhere for s in related):
+            return _State(GLOBAL, note="rearranges a tensor every element of which sees the "
+                          "whole input")
+        return _State(BROKEN, note=f"Reshape {problem}",
+                      token_axes=self._carried_axes(data, geometry))
 
     def _join(self, data: dict, geometry: Geometry) -> _State:
         """Pieces joined along a spatial axis: exactly one depends on the input (its state is

@@ -201,27 +201,39 @@ def test_token_boxes_equal_gradient_support():
 
 
 def test_rearranged_tokens_are_global_only_where_every_element_sees_the_image():
-    """Attention added onto the tokens reaches every element: a reshape of the sum is global.
-    Joined as extra channels it does not: the tokens' own channels still see one patch each,
-    so a reshape of the join is broken (the gradient shows the patch)."""
+    """Attention added onto the tokens reaches every element: a reshape of the sum onto
+    another grid (8 x 2, not the tokens' 4 x 4) is global. Joined as extra channels it does
+    not: the tokens' own channels still see one patch each, so such a reshape of the join is
+    broken (the gradient shows the patch). Laid back out on their own 4 x 4 grid, both keep
+    the patch field, with the attention as global context."""
     image = keras.Input((16, 16, 3), name="image")
     tokens = L.Reshape((16, 8), name="tokens")(L.Conv2D(8, 4, strides=4, name="patchify")(image))
     attended = L.MultiHeadAttention(2, 4, name="attn")(tokens, tokens)
-    added = L.Reshape((4, 4, 8), name="grid_of_sum")(L.Add(name="add")([tokens, attended]))
+    added = L.Add(name="add")([tokens, attended])
     joined = L.Concatenate(name="join")([tokens, attended])
-    model = keras.Model(image, [added, L.Reshape((4, 4, 16), name="grid_of_join")(joined)])
+    model = keras.Model(image, [L.Reshape((8, 2, 8), name="other_grid_of_sum")(added),
+                                L.Reshape((8, 2, 16), name="other_grid_of_join")(joined),
+                                L.Reshape((4, 4, 8), name="grid_of_sum")(added),
+                                L.Reshape((4, 4, 16), name="grid_of_join")(joined)])
     positive_weights(model)
-    rows = modelstats.analyze(model).layers
+    report = modelstats.analyze(model)
+    rows = report.layers
     assert rows.loc["add", "rf_global_context"] and rows.loc["join", "rf_global_context"]
-    assert rows.loc["grid_of_sum", "rf_status"] == "global"
-    assert rows.loc["grid_of_join", "rf_status"] == "broken"
+    assert rows.loc["other_grid_of_sum", "rf_status"] == "global"
+    assert rows.loc["other_grid_of_join", "rf_status"] == "broken"
+    for node in ("grid_of_sum", "grid_of_join"):
+        rf = report.receptive_field(node)
+        assert (rf.status, rf.size, rf.stride, rf.global_context) == \
+            ("spatial", (4, 4), (4, 4), True), node
+    assert report.receptive_field("grid_of_join").box((0, 0)) == ((0, 3), (0, 3))
     x = tf.ones((1, 16, 16, 3))
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        unit = model(x)[1][0, 0, 0, 0]  # token 0, channel 0: from the patch, not attention
-    grad = np.abs(tape.gradient(unit, x).numpy()[0]).sum(axis=-1)
-    assert np.argwhere(grad > 0).min(axis=0).tolist() == [0, 0]
-    assert np.argwhere(grad > 0).max(axis=0).tolist() == [3, 3]
+    for output in (1, 3):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            unit = model(x)[output][0, 0, 0, 0]  # token 0, channel 0: from the patch only
+        grad = np.abs(tape.gradient(unit, x).numpy()[0]).sum(axis=-1)
+        assert np.argwhere(grad > 0).min(axis=0).tolist() == [0, 0]
+        assert np.argwhere(grad > 0).max(axis=0).tolist() == [3, 3]
 
 
 # -- keras.ops.reshape, a Concatenate layer, slices of the token axis ---------------------------
@@ -267,6 +279,11 @@ def test_ops_reshape_concatenate_layer_and_slices():
      "more than one piece"),
     # one grid token picked before any attention: a single unit, no positions left
     (lambda x: L.Reshape((16, 8))(x)[:, 5], "picks token 5, grid position (1, 1)"),
+    # tokens laid out on another grid than theirs, or with the channels split
+    (lambda x: L.Reshape((2, 8, 8))(L.Reshape((16, 8))(x)), "tokens of a 4x4 grid as"),
+    (lambda x: L.Reshape((4, 4, 2, 4))(L.Reshape((16, 8))(x)), "Reshape other than"),
+    # (a transposed grid is already broken: laid out again, it stays so)
+    (lambda x: L.Reshape((4, 4, 8))(L.Reshape((16, 8))(L.Permute((2, 1, 3))(x))), ""),
 ])
 def test_anything_else_breaks(build, why):
     image = keras.Input((16, 16, 3), name="image")
@@ -303,6 +320,85 @@ def test_rows_joined_in_front_of_a_map_shift_it_like_padding():
         found = tuple((int(nonzero[:, a].min()), int(nonzero[:, a].max())) for a in range(2)) \
             if len(nonzero) else None
         assert rf.box(position, clip=True) == found, position
+
+
+# -- tokens laid back out on their grid -------------------------------------------------------
+
+def map_support(model, layer, position):
+    """Bounding box of the pixels with a non-zero gradient of channel 0 of unit ``position``
+    of a map ``(h, w, C)`` (or of a token, ``position`` = ``(token,)``)."""
+    sub = keras.Model(model.input, model.get_layer(layer).output)
+    image = tf.ones((1, 16, 16, 3))
+    with tf.GradientTape() as tape:
+        tape.watch(image)
+        unit = sub(image)[(0, *position, 0)]
+    grad = tape.gradient(unit, image).numpy()[0]
+    nonzero = np.argwhere(np.abs(grad).sum(axis=-1) > 0)
+    return tuple((int(nonzero[:, a].min()), int(nonzero[:, a].max())) for a in range(2))
+
+
+class OpsGrid(L.Layer):
+    """``keras.ops.reshape`` of tokens back onto a grid (traced: ``<name>/reshape``)."""
+
+    def call(self, x):
+        return ops.reshape(x, (-1, 4, 4, x.shape[-1]))
+
+
+@pytest.mark.parametrize("unflatten", ["layer", "ops"])
+def test_tokens_laid_back_on_their_grid_keep_the_field(unflatten):
+    """16x16x3 -> patchify: Conv2D k=s=4 (r 4, j 4, p 0) -> Reshape((16, 8)) -> LayerNorm ->
+    back onto the 4 x 4 grid -> Conv2D 3x3 "same": r = 4 + (3 - 1)*4 = 12, j = 4,
+    p = 0 + 1*4 = 4 (SegFormer's keys, hybrid models before a conv). Token i*4 + j is
+    position (i, j): every box equals the gradient support."""
+    image = keras.Input((16, 16, 3), name="image")
+    x = L.Conv2D(8, 4, strides=4, name="patchify")(image)
+    x = L.LayerNormalization(name="ln")(L.Reshape((16, 8), name="tokens")(x))
+    x = L.Reshape((4, 4, 8), name="grid")(x) if unflatten == "layer" else OpsGrid(name="grid")(x)
+    x = L.Conv2D(8, 3, padding="same", name="conv")(x)
+    x = L.Reshape((16, 8), name="tokens_again")(x)
+    model = keras.Model(image, L.Dense(8, name="dense")(x))
+    positive_weights(model)
+    report = modelstats.analyze(model)
+    grid = "grid" if unflatten == "layer" else "grid/reshape"
+    rf = report.receptive_field(grid)
+    assert (rf.status, rf.size, rf.stride, rf.padding, rf.tokens) == \
+        ("spatial", (4, 4), (4, 4), (0, 0), None)
+    assert report.graph.nodes[grid]["token_grid"] is None
+    conv = report.receptive_field("conv")
+    assert (conv.status, conv.size, conv.stride, conv.padding) == \
+        ("spatial", (12, 12), (4, 4), (4, 4))
+    assert conv.box((1, 2)) == ((0, 11), (4, 15))  # 4*1 - 4 .. + 11, 4*2 - 4 .. + 11
+    for i in range(4):
+        for j in range(4):
+            assert rf.box((i, j), clip=True) == map_support(model, grid.split("/")[0], (i, j)) \
+                == patch(4 * i + j, prefix=0), (i, j)
+            assert conv.box((i, j), clip=True) == map_support(model, "conv", (i, j)), (i, j)
+    again = report.receptive_field("dense")
+    assert (again.size, again.tokens.grid, again.tokens.prefix) == ((12, 12), (4, 4), 0)
+    assert again.box(6, clip=True) == map_support(model, "dense", (6,)) \
+        == conv.box((1, 2), clip=True)
+
+
+def test_extra_tokens_laid_out_on_a_grid_break_unless_sliced_off():
+    """With a class token in front, 17 tokens are no 4 x 4 grid: a reshape of them breaks.
+    ``x[:, 1:]`` leaves the bare grid: laid back out on it, the field is exact again."""
+    image = keras.Input((16, 16, 3), name="image")
+    x = L.Reshape((16, 8), name="tokens")(L.Conv2D(8, 4, strides=4, name="patchify")(image))
+    x = L.LayerNormalization(name="ln")(ClassToken(name="cls")(x))
+    with_cls = L.Reshape((17, 1, 8), name="with_cls")(x)
+    grid = L.Reshape((4, 4, 8), name="grid")(x[:, 1:])
+    model = keras.Model(image, [with_cls, L.Conv2D(8, 3, padding="same", name="conv")(grid)])
+    positive_weights(model)
+    report = modelstats.analyze(model)
+    rf = report.receptive_field("with_cls")
+    assert rf.status == "broken" and "extra tokens (1 before the grid" in rf.note
+    rf = report.receptive_field("grid")
+    assert (rf.status, rf.size, rf.stride, rf.padding) == ("spatial", (4, 4), (4, 4), (0, 0))
+    conv = report.receptive_field("conv")
+    assert (conv.size, conv.stride, conv.padding) == ((12, 12), (4, 4), (4, 4))
+    for position in [(0, 0), (1, 2), (3, 3), (2, 0)]:
+        assert rf.box(position, clip=True) == map_support(model, "grid", position)
+        assert conv.box(position, clip=True) == map_support(model, "conv", position)
 
 
 # -- attention written with keras.ops -----------------------------------------------------------
@@ -396,3 +492,29 @@ def test_hub_vit_patch_tokens_and_global_attention():
     after = _after(rows, first)
     assert not after["rf_status"].isin(["broken", "unknown", "unsupported"]).any()
     assert after.loc[after["rf_status"] == "spatial", "rf_global_context"].all()
+
+
+def test_hub_mit_spatial_reduction_keeps_the_field():
+    """keras-hub MiTBackbone (SegFormer's encoder) at 64 x 64, two stages of one block. Each
+    attention lays its tokens back out on their grid for the strided spatial-reduction conv of
+    its keys and values, and each Mix-FFN for its 3x3 depthwise conv: the fields go through,
+    attention makes them global context. Hand arithmetic: patch conv 7x7 stride 4 after a pad
+    of 3: r 7, j 4, p 3; the reduction conv k=s=4: r 7 + 3*4 = 19, j 16; the depthwise 3x3:
+    r 7 + 2*4 = 15, p 3 + 4 = 7. Stage 2: pad 1, conv 3x3 stride 2: r 15 + 2*4 = 23, j 8,
+    p 7 + 4 = 11; depthwise 3x3: r 23 + 2*8 = 39, p 11 + 8 = 19."""
+    pytest.importorskip("keras_hub")
+    report = _analyze_hub("hub_mit")
+    rows = report.layers
+    field = lambda node: (lambda rf: (rf.status, rf.size, rf.stride, rf.padding))(
+        report.receptive_field(node))
+    attention = "hierarchical_encoder_0_0/seg_former_multihead_attention"
+    assert field("patch_and_embed_0/layer_normalization") == ("spatial", (7, 7), (4, 4), (3, 3))
+    assert field(f"{attention}/conv2d_1") == ("spatial", (19, 19), (16, 16), (3, 3))
+    assert rows.loc[f"{attention}/dense_3", "rf_status"] == "global"
+    assert field("output_level_0") == ("spatial", (15, 15), (4, 4), (7, 7))
+    assert field("output_level_1") == ("spatial", (39, 39), (8, 8), (19, 19))
+    assert report.receptive_field("output_level_1").global_context
+    # Only the attention scores (and what rearranges q, k, v into heads) are broken.
+    assert not rows["rf_status"].isin(["unknown", "unsupported"]).any()
+    broken = rows.index[rows["rf_status"] == "broken"]
+    assert all("seg_former_multihead_attention" in node for node in broken)

@@ -59,7 +59,11 @@ def reshape_geometry(layer, input_shapes, output_shapes) -> Geometry:
     * one that keeps the shape changes nothing;
     * one that merges all spatial axes of a channels-last map into one token axis, row-major,
       keeping the channel axis last, ``(h, w, C) -> (h*w, C)``, is a *flatten*: token
-      ``t`` is grid position ``divmod(t, w)`` (a ViT's patch tokens keep their 2-D field).
+      ``t`` is grid position ``divmod(t, w)`` (a ViT's patch tokens keep their 2-D field);
+    * the reverse, tokens laid out on a grid with the channel axis kept last, ``(h*w, C) ->
+      (h, w, C)``, is an *unflatten*: exact when the tokens are a grid of that ``(h, w)``
+      with no extra tokens (the propagation checks the layout, and breaks the field
+      otherwise), as SegFormer does before its spatial-reduction convolution.
 
     Any other reshape breaks the field.
     """
@@ -74,6 +78,12 @@ def reshape_geometry(layer, input_shapes, output_shapes) -> Geometry:
         n = None if None in grid else math.prod(grid)
         if target[0] == n:  # both None: the -1 is the product of the unknown sizes
             return FLATTEN
+    if len(source) == 2 and len(target) >= 3 and channels is not None \
+            and target[-1] == channels and None not in target and source[0] is not None \
+            and math.prod(target[:-1]) == source[0]:
+        # (h*w, C) -> (h, w, C); whether the tokens are that grid is the propagation's check
+        return Geometry("unflatten", complete=True,
+                        axis_map=(reshape_axis_map(source, target),))
     return Geometry("breaks", note="Reshape other than a flatten of the spatial axes into "
                     "tokens", complete=True, axis_map=(reshape_axis_map(source, target),))
 
