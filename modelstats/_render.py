@@ -418,6 +418,7 @@ body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2e
 h1 { font-size: 1.6em; margin-bottom: 0.2em; }
 h2 { font-size: 1.2em; margin-top: 1.8em; border-bottom: 1px solid #ddd; }
 table { border-collapse: collapse; font-size: 0.88em; margin: 0.5em 0; }
+.table-wrap { overflow-x: auto; }
 th, td { padding: 0.2em 0.7em; border-bottom: 1px solid #eee; text-align: left; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 table.sortable th { cursor: pointer; background: #f5f5f5; }
@@ -468,8 +469,10 @@ def html_table(header: Sequence[str], rows: Sequence[Sequence[str]], table_id: s
             else f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>"
         for cells in rows
     )
-    return (f'<table id="{table_id}"{css}>\n<thead><tr>{head}</tr></thead>\n'
-            f"<tbody>\n{body}\n</tbody>\n</table>")
+    # (in a box that scrolls sideways: the layers table has some thirty columns, wider
+    # than the page, which would otherwise scroll as a whole)
+    return (f'<div class="table-wrap"><table id="{table_id}"{css}>\n'
+            f"<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table></div>")
 
 
 def html_figure(png: bytes, alt: str, caption: str, figure_id: str) -> str:

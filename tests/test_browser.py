@@ -70,14 +70,17 @@ class Rows(html.parser.HTMLParser):
 @pytest.fixture(scope="module")
 def page(keras, tmp_path_factory):
     """The report of a small model with its plots: x -> conv (3x3, 8, stride 2) -> pool ->
-    conv (3x3, 16) -> gap -> dense 4."""
+    conv (3x3, 16) -> global average pooling -> dense 4."""
     pytest.importorskip("matplotlib")
     L = keras.layers
     x = keras.Input((32, 32, 3), name="x")
     y = L.Conv2D(8, 3, strides=2, padding="same", name="conv1")(x)
     y = L.MaxPooling2D(name="pool")(y)
     y = L.Conv2D(16, 3, padding="same", name="conv2")(y)
-    y = L.GlobalAveragePooling2D(name="gap")(y)
+    # a long name, as nested models give (mobilenetv2_1.00_224/expanded_conv_depthwise_BN):
+    # the layers table is then wider than the window
+    y = L.GlobalAveragePooling2D(name="global_average_pooling_of_the_second_convolution_"
+                                      "for_the_classification_head")(y)
     report = modelstats.analyze(keras.Model(x, L.Dense(4, name="dense")(y)))
     path = tmp_path_factory.mktemp("browser") / "report.html"
     report.to_html(path, top=3)
@@ -106,7 +109,8 @@ def test_chromium_draws_the_report(page, tmp_path):
 def test_chromium_lays_out_every_row_and_sorts_by_a_column(page, tmp_path):
     """The report's own script, run by Chromium: a click on the layers table's ``macs`` header
     sorts it ascending, a second click descending. The page is the report with a script
-    appended that clicks, so the DOM that Chromium dumps is the DOM after sorting."""
+    appended that clicks (and records the page's width), so the DOM that Chromium dumps is
+    the DOM after sorting."""
     report, path = page
     clicks = tmp_path / "clicked.html"
     clicker = """<script>
@@ -114,11 +118,15 @@ def test_chromium_lays_out_every_row_and_sorts_by_a_column(page, tmp_path):
       var header = Array.prototype.find.call(table.tHead.rows[0].cells,
                                              function (th) { return th.textContent.trim() === "macs"; });
       header.click(); header.click();
+      document.body.setAttribute("data-scroll-width", document.documentElement.scrollWidth);
     </script>"""
     clicks.write_text(path.read_text(encoding="utf-8").replace("</body>", clicker + "</body>"),
                       encoding="utf-8")
-    done = _chromium(tmp_path, "--dump-dom", clicks.as_uri())
+    done = _chromium(tmp_path, "--dump-dom", "--window-size=1200,1800", clicks.as_uri())
     assert done.returncode == 0, done.stderr[-2000:]
+    # The wide layers table scrolls in its own box: the page is no wider than the window.
+    width = int(done.stdout.split('data-scroll-width="', 1)[1].split('"', 1)[0])
+    assert width <= 1200, width
     # every node of the report is a row, once
     rows = Rows(done.stdout, "layers").rows
     assert sorted(rows) == sorted(report.layers.index)
