@@ -167,6 +167,39 @@ def test_ops_products():
     assert _row(_count(keras.Model(x, y)), "Tensordot")["macs"] == 210
 
 
+@pytest.mark.parametrize("product", [
+    lambda t, w: ops.dot(t, w),
+    lambda t, w: ops.tensordot(t, w, axes=1),
+    lambda t, w: ops.inner(t, ops.transpose(w)),
+])
+def test_a_product_with_a_weight_matrix_keeps_positions(product):
+    """x (8, 8, 4) -> conv 3x3 (same) -> a product with a (4, 6) weight over the channels: each
+    output position reads its own conv unit, so the field stays 3x3 (it was reported global),
+    as the gradient of one unit shows. A product of two tensors is not followed: no field."""
+    import tensorflow as tf
+
+    x = keras.Input((8, 8, 3), name="x")
+    conv = keras.layers.Conv2D(4, 3, padding="same", name="conv")(x)
+    weight = np.ones((4, 6), "float32")
+    mixed = product(conv, weight)
+    both = ops.dot(conv, ops.transpose(conv, (0, 1, 3, 2)))
+    model = keras.Model(x, [mixed, both])
+    report = _analyze(model)
+    layers = report.layers
+    mixed_row = layers[layers["output_shape"].map(lambda s: list(s[0]) == [8, 8, 6])]
+    assert len(mixed_row) == 1 and mixed_row["rf_status"].item() == "spatial"
+    assert (mixed_row["rf_size_y"].item(), mixed_row["rf_size_x"].item()) == (3, 3)
+    assert (layers["rf_status"] == "global").sum() == 0
+    paired = layers[layers["output_shape"].map(lambda s: len(s[0]) == 5)]  # (8, 8, 1, 8, 8)
+    assert paired["type"].tolist() == ["Dot"] and paired["rf_status"].item() == "broken"
+    image = tf.random.uniform((1, 8, 8, 3))
+    with tf.GradientTape() as tape:
+        tape.watch(image)
+        unit = model(image)[0][0, 4, 4, 0]
+    support = np.argwhere(np.abs(tape.gradient(unit, image).numpy()[0]).sum(-1) > 0)
+    assert support.min(0).tolist() == [3, 3] and support.max(0).tolist() == [5, 5]
+
+
 def test_ops_fft_convention():
     """rfft of length 16 along the last axis of (4, 16): 4 transforms * 2.5 * 16 * log2 16 =
     640 FLOPs (half of the complex 5 N log2 N)."""

@@ -377,6 +377,22 @@ def istft_cost(op, input_shapes, output_shapes) -> Cost:
                                            * math.log2(max(length, 2)))))
 
 
+def dot_op_geometry(op, input_shapes, output_shapes) -> Geometry:
+    """``ops.dot``, ``ops.inner`` and ``ops.tensordot(axes=1)`` of a graph tensor with a weight
+    matrix mix the channels of each position and keep positions, as Dense: ``x (..., C)``
+    with ``W (C, D)`` (``inner``: ``W (D, C)``). Any other product (two graph tensors, other
+    axes) is one whose axes are not followed: no field (never global, which a product of two
+    input-dependent tensors need not be)."""
+    name = type(op).__name__
+    args = call_arguments_of(op)
+    with_weight = (args is not None and len(args) >= 2 and len(input_shapes) == 1
+                   and is_graph_tensor(args[0]) and not is_graph_tensor(args[1])
+                   and len(getattr(args[1], "shape", ())) == 2)
+    if with_weight and (name != "Tensordot" or getattr(op, "axes", None) == 1):
+        return IDENTITY
+    return Geometry("product", note=name)
+
+
 def control_flow_geometry(op, input_shapes, output_shapes):
     """No field through control flow: which positions its body reads is not a Keras graph."""
     raise Unsupported(f"{type(op).__name__}: control flow, whose body is not a Keras graph "
@@ -449,9 +465,9 @@ _register(image_ops, ("GaussianBlur",), cost=gaussian_blur_cost, geometry=gaussi
 _register(image_ops, ("SSIM",), cost=ssim_cost, geometry=GLOBAL)
 
 # numpy: products
-_register(numpy_ops, ("Dot",), cost=dot_cost, geometry=GLOBAL)
-_register(numpy_ops, ("Tensordot",), cost=tensordot_cost, geometry=GLOBAL)
-_register(numpy_ops, ("Inner",), cost=inner_cost, geometry=GLOBAL)
+_register(numpy_ops, ("Dot",), cost=dot_cost, geometry=dot_op_geometry)
+_register(numpy_ops, ("Tensordot",), cost=tensordot_cost, geometry=dot_op_geometry)
+_register(numpy_ops, ("Inner",), cost=inner_cost, geometry=dot_op_geometry)
 _register(numpy_ops, ("Outer", "Kron"), cost=outer_cost, geometry=BREAKS)
 _register(numpy_ops, ("Vdot",), cost=vdot_cost, geometry=GLOBAL)
 _register(numpy_ops, ("Cross",), cost=cross_cost, geometry=IDENTITY)
