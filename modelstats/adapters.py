@@ -11,6 +11,7 @@ costed by the rule of the matching ``keras.ops`` operation (``tf.math.truediv`` 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 from typing import Any, Optional
@@ -228,8 +229,8 @@ class Keras3Adapter:
         return run, [str(t.dtype) for t in tensors], specs
 
     # -- tracing ----------------------------------------------------------------------------
-    def trace_call(self, node: Any, like: Optional[list] = None,
-                   keep_leading: bool = False) -> Any:
+    def trace_call(self, node: Any, like: Optional[list] = None, keep_leading: bool = False,
+                   traceable: Optional[Any] = None, pretraced: Optional[dict] = None) -> Any:
         """The Functional of what one call of a layer does inside: its ``call`` run on fresh
         symbolic inputs of the node's shapes (or of the tensors ``like``) records every
         sublayer call and ``keras.ops`` call as Keras nodes. Raises whatever the call raises
@@ -240,15 +241,46 @@ class Keras3Adapter:
         cannot do, and costs are per sample. ``keep_leading``: the call sits inside a traced
         call, where the leading axis is already relative to one sample and may hold several
         (Swin's window attention gets windows x batch); it stays.
+
+        ``traceable(layer)`` says which sublayers will be traced in turn. While this call
+        runs, their calls are traced already (that is how their outputs are inferred, in
+        place of Keras' own inference, which for a layer without ``compute_output_shape``
+        runs its call on backend tensors: the same work, done twice). Their Functionals go
+        into ``pretraced``, and a later ``trace_call`` of their node takes its own from there.
         """
         keras = self.keras
         tensors = list(node.arguments.keras_tensors)
-        inputs = [keras.Input(batch_shape=((t.shape[0] or 1) if keep_leading else 1,
-                                           *t.shape[1:]), dtype=t.dtype)
+        shapes = [((t.shape[0] or 1) if keep_leading else 1, *t.shape[1:])
                   for t in (like or tensors)]
-        args, kwargs = node.arguments.fill_in({id(t): new for t, new in zip(tensors, inputs)})
-        outputs = node.operation.call(*args, **kwargs)
-        return keras.Model(inputs, outputs, name=node.operation.name)
+        outputs = keras.tree.flatten(node.outputs)
+        if pretraced and outputs:
+            known, functional = pretraced.pop(id(outputs[0]), (None, None))
+            if known is outputs[0] and [tuple(t.shape) for t in functional.inputs] == shapes:
+                return functional
+        dtypes = [t.dtype for t in (like or tensors)]
+        return self._trace(node.operation, tensors, shapes, dtypes, node.arguments.fill_in,
+                           _Pretrace(self, traceable, pretraced))[0]
+
+    def _trace(self, operation: Any, tensors: list, shapes: list, dtypes: list,
+               fill_in: Any, pretrace: "_Pretrace", outermost: bool = True) -> Any:
+        """Run ``operation.call`` on new symbolic inputs (``tensors`` replaced through
+        ``fill_in``) and return the Functional of what it did."""
+        keras = self.keras
+        inputs = [keras.Input(batch_shape=shape, dtype=dtype)
+                  for shape, dtype in zip(shapes, dtypes)]
+        args, kwargs = fill_in({id(t): new for t, new in zip(tensors, inputs)})
+        if outermost:
+            with _complete_sublayer_specs(operation, keras, pretrace):
+                outputs = operation.call(*args, **kwargs)
+        else:  # inside a traced call: the sublayers' inference is set up already
+            outputs = operation.call(*args, **kwargs)
+        flat = keras.tree.flatten(outputs)
+        if flat and not any(isinstance(t, keras.KerasTensor) for t in flat):
+            raise ConstantOutputs(
+                "its outputs are computed from its weights and its inputs' shapes only (a "
+                f"{type(flat[0]).__name__} of shape {tuple(flat[0].shape)}, not a symbolic "
+                "tensor)")
+        return keras.Model(inputs, outputs, name=operation.name), outputs
 
     def trace_model(self, model: Any, shapes: Optional[list]) -> Any:
         """The Functional of a subclassed model: its ``call`` on symbolic inputs of ``shapes``
@@ -310,6 +342,151 @@ def _takes(function: Any, name: str) -> bool:
     except (TypeError, ValueError):
         return False
     return any(p.name == name or p.kind is p.VAR_KEYWORD for p in parameters)
+
+
+class ConstantOutputs(Exception):
+    """A traced call returned values, not symbolic tensors: its outputs are computed from its
+    weights and the shapes of its inputs only (keras-hub's ``PositionEmbedding`` slices its
+    table to the sequence length). What it computed from the weights ran eagerly, unseen, so
+    its work is read from its backend trace instead (a product of two weights is work at every
+    call, where a compiler folds one of constants)."""
+
+
+def _fresh_tensor(keras: Any) -> Any:
+    """A function giving, for a symbolic tensor, a new one of its shape and dtype without its
+    history (what a ``compute_output_spec`` returns), and any other value as it is."""
+    def fresh(value: Any) -> Any:
+        if isinstance(value, keras.KerasTensor):
+            return keras.KerasTensor(value.shape, dtype=value.dtype, sparse=value.sparse)
+        return value
+
+    return fresh
+
+
+_OWN = object()  # marks a layer whose compute_output_spec is its class's
+
+
+class _Pretrace:
+    """Which sublayers a trace traces as it goes (``traceable``), where their Functionals go
+    (``store``: id(first output) -> (that output, Functional)), and the adapter doing it."""
+
+    def __init__(self, adapter: Any, traceable: Optional[Any], store: Optional[dict]) -> None:
+        self.adapter = adapter
+        self.traceable = traceable if store is not None else None
+        self.store = store
+
+    def call(self, layer: Any, args: tuple, kwargs: dict) -> Optional[Any]:
+        """The outputs of ``layer(*args, **kwargs)`` inferred by tracing its call (fresh
+        symbolic tensors, the Functional stored), or None when it is not to be traced or its
+        trace fails (Keras' own inference then answers, and the walk retries and reports)."""
+        if self.traceable is None or not self.traceable(layer):
+            return None
+        from keras.src.ops.symbolic_arguments import SymbolicArguments
+
+        keras = self.adapter.keras
+        arguments = SymbolicArguments(*args, **kwargs)
+        tensors = arguments.keras_tensors
+        try:
+            functional, outputs = self.adapter._trace(
+                layer, tensors, [tuple(t.shape) for t in tensors], [t.dtype for t in tensors],
+                arguments.fill_in, self, outermost=False)
+        except Exception:  # noqa: BLE001 - the walk traces it again and keeps the reason
+            return None
+
+        spec = keras.tree.map_structure(_fresh_tensor(keras), outputs)
+        first = keras.tree.flatten(spec)[0]
+        self.store[id(first)] = (first, functional)
+        return spec
+
+
+def _fresh_tensor(keras: Any) -> Any:
+    """A function giving, for a symbolic tensor, a new one of its shape and dtype without its
+    history (what a ``compute_output_spec`` returns), and any other value as it is."""
+    def fresh(value: Any) -> Any:
+        if isinstance(value, keras.KerasTensor):
+            return keras.KerasTensor(value.shape, dtype=value.dtype, sparse=value.sparse)
+        return value
+
+    return fresh
+
+
+_OWN = object()  # marks a layer whose compute_output_spec is its class's
+
+
+@contextlib.contextmanager
+def _complete_sublayer_specs(operation: Any, keras: Any, pretrace: _Pretrace):
+    """While a traced call runs, every sublayer of ``operation`` infers its outputs as Keras
+    would, except:
+
+    - a sublayer that will be traced in turn is traced now (``pretrace``), and its outputs
+      are the trace's;
+    - its ``compute_output_spec`` takes fewer arguments than its ``call`` (keras-hub's
+      ``CachedMultiHeadAttention`` passes ``cache=`` on to ``MultiHeadAttention``'s) and
+      raises TypeError;
+    - it leaves sizes unknown that its fully known inputs determine (EinsumDense's output
+      shape is fixed when it is built, on a ``None`` sequence length; a later
+      ``ops.reshape(y, ops.shape(y))`` would bake that ``None`` into the trace).
+
+    In the last two cases the outputs are found by running ``call`` on backend symbolic
+    tensors, which is what Keras does for a layer without its own shape inference. Set on the
+    instances (their ``__dict__`` shadows the class method) and removed afterwards: no class
+    is patched.
+    """
+    from keras.src.backend import compute_output_spec
+
+    def unknown(tensors: list) -> bool:
+        return any(d is None for t in tensors for d in t.shape)
+
+    fresh = _fresh_tensor(keras)
+
+    def from_call(layer: Any, args: tuple, kwargs: dict, keras_answer: Any) -> Any:
+        # The call run on the symbolic tensors themselves (Keras' shape inference of each
+        # keras.ops call, in Python) is several times cheaper than on backend tensors; the
+        # nodes it leaves hang off the inputs unused (a Functional is read from its outputs).
+        kwargs = _accepted(layer.call, kwargs)
+        try:
+            outputs = layer.call(*args, **kwargs)
+        except Exception:  # noqa: BLE001 - the backend's inference then answers
+            outputs = None
+        flat = keras.tree.flatten(outputs)
+        if flat and all(isinstance(t, keras.KerasTensor) for t in flat) and not unknown(flat):
+            return keras.tree.map_structure(fresh, outputs)
+        try:
+            return compute_output_spec(layer.call, *args, **kwargs)
+        except Exception:  # noqa: BLE001 - Keras' own answer (or its error) stands
+            if keras_answer is None:
+                raise
+            return keras_answer
+
+    def completing(layer: Any, own: Any) -> Any:
+        def spec(*args: Any, **kwargs: Any) -> Any:
+            traced = pretrace.call(layer, args, kwargs)
+            if traced is not None:
+                return traced
+            try:
+                outputs = own(*args, **kwargs)
+            except TypeError:
+                return from_call(layer, args, kwargs, None)
+            symbolic = [t for t in keras.tree.flatten((args, kwargs))
+                        if isinstance(t, keras.KerasTensor)]
+            if unknown(keras.tree.flatten(outputs)) and not unknown(symbolic):
+                return from_call(layer, args, kwargs, outputs)
+            return outputs
+
+        return spec
+
+    saved = []
+    for layer in operation._flatten_layers(include_self=False):
+        saved.append((layer, layer.__dict__.get("compute_output_spec", _OWN)))
+        layer.__dict__["compute_output_spec"] = completing(layer, layer.compute_output_spec)
+    try:
+        yield
+    finally:
+        for layer, own in saved:
+            if own is _OWN:
+                layer.__dict__.pop("compute_output_spec", None)
+            else:
+                layer.__dict__["compute_output_spec"] = own
 
 
 def _accepted(function: Any, kwargs: dict) -> dict:
@@ -398,8 +575,8 @@ class TfKerasAdapter(Keras3Adapter):
     def producer_name(tensor: Any) -> str:
         return tensor._keras_history.layer.name
 
-    def trace_call(self, node: Any, like: Optional[list] = None,
-                   keep_leading: bool = False) -> Any:
+    def trace_call(self, node: Any, like: Optional[list] = None, keep_leading: bool = False,
+                   traceable: Optional[Any] = None, pretraced: Optional[dict] = None) -> Any:
         raise NotImplementedError("tracing custom layers needs Keras 3")
 
     def trace_model(self, model: Any, shapes: Optional[list]) -> Any:

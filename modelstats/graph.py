@@ -264,6 +264,8 @@ class _Walk:
         self.expand_nested = expand_nested
         self.registry = registry
         self.trace_errors: dict[int, str] = {}  # id(keras node) -> why its call was not traced
+        # sublayer calls traced while their caller was (adapters.Keras3Adapter.trace_call)
+        self.pretraced: dict[int, tuple] = {}
         # With new input shapes: the new shape per id(model input tensor), and the symbolic
         # tensor inferred for every (node id, output index) so far.
         self.new_inputs: Optional[dict[int, Shape]] = None
@@ -275,6 +277,12 @@ class _Walk:
         self.seen_weights: set[int] = set()
         self.used_ids: set[str] = set()
         self.unsized: list[str] = []  # nodes inside traced calls left with unknown sizes
+
+    def traced_in_turn(self, layer: Any) -> bool:
+        """Whether a sublayer called inside a traced call will be traced too."""
+        adapter = self.adapter
+        return (self.expand_nested and not adapter.is_model(layer)
+                and self.registry.traceable(type(layer)))
 
     def kept_whole(self, scope: _Scope) -> bool:
         """Undo the expansion of a traced call whose nodes are left with unknown sizes though
@@ -359,7 +367,8 @@ class _Walk:
             adapter.owns(operation) and self.registry.traceable(type(operation))
         ):  # a keras.ops operation without a rule is not traced: its call is backend code
             try:
-                traced = adapter.trace_call(keras_node, input_values, scope.traced)
+                traced = adapter.trace_call(keras_node, input_values, scope.traced,
+                                            self.traced_in_turn, self.pretraced)
             except Exception as exc:  # noqa: BLE001 - the node stays whole, with the reason
                 self.trace_errors[id(keras_node)] = f"{type(exc).__name__}: {exc}"
                 return None

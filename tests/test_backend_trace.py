@@ -206,18 +206,68 @@ def test_a_node_kept_whole_falls_back_as_well(keras, layers):
     assert whole.loc["encoder", "macs"] == 60
 
 
-def test_a_trace_leaving_sizes_unknown_is_kept_whole(keras, layers):
-    """Traced symbolically, Frozen's reshape keeps the sequence unknown though input_shape
-    fixes it to 6: the layer is one node, counted from its TensorFlow graph: the projection
-    6 * 5 * 4 = 120 MACs, the doubling 6 * 4 = 24 FLOPs."""
+def test_a_sublayer_shape_frozen_at_build_is_completed_from_its_call(keras, layers):
+    """Frozen's EinsumDense was built on an unknown sequence length and says so; inside the
+    trace its outputs are inferred from its call at the known 6 instead, so the reshape to its
+    shape keeps 6 (keras-hub Gemma's attention). Before, the layer was kept whole and counted
+    from its TensorFlow graph. Counted per node: the projection 6 * 5 * 4 = 120 MACs, the
+    doubling 6 * 4 = 24 FLOPs."""
     x = keras.Input((None, 5), name="x")
     model = keras.Model(x, layers["Frozen"](name="frozen")(x))
     table = _count(model, input_shape=(6, 5))
-    assert list(table.index) == ["x", "frozen"]
-    assert table.loc["frozen", "status"] == "traced"
-    assert "its trace leaves sizes unknown" in table.loc["frozen", "note"]
-    assert (table.loc["frozen", "macs"], table.loc["frozen", "flops"]) == (120, 2 * 120 + 24)
-    assert table.loc["frozen", "params"] == 5 * 4
+    assert list(table.index) == ["x", "frozen/input", "frozen/proj", "frozen/multiply",
+                                 "frozen/reshape"]
+    assert set(table["status"]) == {"zero", "counted"}
+    assert table.loc["frozen/reshape", "output_shape"] == [[6, 4]]
+    assert (table.loc["frozen/proj", "macs"], table.loc["frozen/multiply", "flops"]) == (120, 24)
+    assert int(table["params"].sum()) == 5 * 4
+
+
+def test_a_call_narrower_than_its_sublayers_call_is_traced(keras):
+    """keras-hub's CachedMultiHeadAttention passes ``cache=`` to MultiHeadAttention's
+    ``compute_output_spec``, which takes no such argument (TypeError). Inside a trace the
+    sublayer's outputs then come from its call: the block is traced, not kept whole. Dense(3)
+    on 4 x 5: 4*5*3 = 60 MACs."""
+
+    class Cached(keras.layers.Dense):
+        def call(self, x, cache=None):
+            return super().call(x)
+
+        def compute_output_spec(self, x):
+            return super().compute_output_spec(x)
+
+    class Block(keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.inner = Cached(3, name="inner")
+
+        def call(self, x):
+            return self.inner(x, cache=None)
+
+    table = _count(_one_layer(keras, Block(name="block"), (4, 5)))
+    assert table.loc["block/inner", "status"] == "counted"
+    assert table.loc["block/inner", "macs"] == 60
+
+
+def test_an_output_computed_from_a_slice_of_weights_is_traced(keras):
+    """A position table sliced to the sequence length and broadcast (keras-hub GPT-2's
+    PositionEmbedding) returns no symbolic tensor: it is counted from its TensorFlow graph,
+    no MAC, with the reason named."""
+
+    class Positions(keras.layers.Layer):
+        def build(self, input_shape):
+            self.table = self.add_weight(shape=(10, 4), name="table")
+
+        def call(self, x):
+            length = keras.ops.shape(x)[1]
+            return keras.ops.broadcast_to(self.table[None, :length], (1, length, 4))
+
+    table = _count(_one_layer(keras, Positions(name="positions"), (6, 5)))
+    assert table.loc["positions", "status"] == "traced"
+    assert table.loc["positions", "macs"] == 0
+    assert "computed from its weights and its inputs' shapes only" in \
+        table.loc["positions", "note"]
+    assert table.loc["positions", "output_shape"] == [[6, 4]]
 
 
 def test_training_splits_products_by_what_they_multiply(keras, layers):
