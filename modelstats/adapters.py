@@ -280,7 +280,7 @@ class Keras3Adapter:
                 "its outputs are computed from its weights and its inputs' shapes only (a "
                 f"{type(flat[0]).__name__} of shape {tuple(flat[0].shape)}, not a symbolic "
                 "tensor)")
-        return keras.Model(inputs, outputs, name=operation.name), outputs
+        return TracedCall(operation.name, inputs, flat), outputs
 
     def trace_model(self, model: Any, shapes: Optional[list]) -> Any:
         """The Functional of a subclassed model: its ``call`` on symbolic inputs of ``shapes``
@@ -364,6 +364,21 @@ def _fresh_tensor(keras: Any) -> Any:
 
 
 _OWN = object()  # marks a layer whose compute_output_spec is its class's
+
+
+class TracedCall:
+    """The Keras nodes one traced call recorded between its symbolic inputs and outputs: what
+    the walk reads of a Functional (``name``, ``inputs``, ``outputs``, ``_nodes_by_depth``),
+    without building a ``keras.Model`` around them. (A Model's construction, a Layer with its
+    attribute tracking and a check run through the graph, cost more than the trace itself.)"""
+
+    def __init__(self, name: str, inputs: list, outputs: list) -> None:
+        from keras.src.ops.function import map_graph
+
+        self.name = name
+        self.inputs = inputs
+        self.outputs = outputs
+        self._nodes_by_depth = map_graph(inputs, outputs)[1]
 
 
 class _Pretrace:
