@@ -9,7 +9,8 @@ DAGs of 100, 1,000 and 10,000 layers (at the default recursion limit), and the p
 
 Then the third-party models of tests/oracles/hub_models.py (keras-hub and kimm, small
 configurations built from constructor arguments, random weights): their work sits in custom
-layers that modelstats traces, so ``analyze`` does more per node there.
+layers that modelstats traces, so ``analyze`` does more per node there. And five keras-hub
+backbones at the sizes of published checkpoints (GPT-2 base to Gemma 2B, random weights).
 
 Prints the tables and rewrites the "analysis" section of docs/benchmarks.md.
 
@@ -40,8 +41,43 @@ APPLICATIONS = ("MobileNetV2", "ResNet50", "InceptionV3", "DenseNet121", "Effici
                 "ConvNeXtTiny", "NASNetMobile", "ResNet152")
 QUICK_APPLICATIONS = ("MobileNetV2", "ResNet50")
 SCALES = (100, 1_000, 10_000)
-THIRD_PARTY = ("hub_bert", "hub_gpt2", "hub_gemma", "hub_vit", "hub_swin", "hub_mit",
-               "kimm_vit", "kimm_mobilevit_xxs", "kimm_repvgg_a0", "kimm_convnext_atto")
+TEXT_128 = {"token_ids": (128,), "padding_mask": (128,)}
+
+
+def _published(package: str, constructor: str, input_shape, **config):
+    """A builder of a keras-hub backbone at the configuration of a published checkpoint
+    (random weights: presets cannot be downloaded here)."""
+    def build():
+        import keras_hub
+
+        return getattr(keras_hub.models, constructor)(**config)
+
+    return package, build, input_shape
+
+
+#: Published sizes: (package, builder, input_shape). The configurations of the checkpoints
+#: gpt2_base_en, bert_base_en, vit_base_patch16_224, llama3.2_1b and gemma_2b_en; the last two
+#: in bfloat16, to halve the memory (1.5 and 2.5 billion parameters).
+PUBLISHED = {
+    "GPT-2 base": _published(
+        "keras_hub", "GPT2Backbone", TEXT_128, vocabulary_size=50257, num_layers=12,
+        num_heads=12, hidden_dim=768, intermediate_dim=3072, max_sequence_length=1024),
+    "BERT base": _published(
+        "keras_hub", "BertBackbone", {**TEXT_128, "segment_ids": (128,)},
+        vocabulary_size=30522, num_layers=12, num_heads=12, hidden_dim=768,
+        intermediate_dim=3072, max_sequence_length=512),
+    "ViT-B/16": _published(
+        "keras_hub", "ViTBackbone", (224, 224, 3), image_shape=(224, 224, 3), patch_size=16,
+        num_layers=12, num_heads=12, hidden_dim=768, mlp_dim=3072),
+    "Llama 3.2 1B": _published(
+        "keras_hub", "LlamaBackbone", TEXT_128, vocabulary_size=128256, num_layers=16,
+        num_query_heads=32, num_key_value_heads=8, hidden_dim=2048, intermediate_dim=8192,
+        dtype="bfloat16"),
+    "Gemma 2B": _published(
+        "keras_hub", "GemmaBackbone", TEXT_128, vocabulary_size=256000, num_layers=18,
+        num_query_heads=8, num_key_value_heads=1, hidden_dim=2048, intermediate_dim=32768,
+        head_dim=256, dtype="bfloat16"),
+}
 
 
 def median_seconds(fn, repeats: int) -> float:
@@ -116,7 +152,7 @@ def bench_third_party(name: str, repeats: int) -> Optional[dict]:
     import importlib.util
 
     sys.path.insert(0, str(ROOT))
-    from tests.oracles.hub_models import MODELS, input_shape_argument
+    from tests.oracles.hub_models import EXPLAINED_DIFFERENCES, MODELS, input_shape_argument
 
     import modelstats
 
@@ -131,6 +167,7 @@ def bench_third_party(name: str, repeats: int) -> Optional[dict]:
     golden = json.loads((ROOT / "tests" / "oracles" / "golden_macs.json").read_text())
     return {
         "oracle": golden["models"][name]["oracle_macs"],
+        "explained": EXPLAINED_DIFFERENCES.get(name, 0),
         "model": name, "package": spec.package, "nodes": len(report.layers),
         "traced": int(statuses.get("traced", 0)),
         "unsupported": int(statuses.get("unsupported", 0)),
@@ -138,6 +175,34 @@ def bench_third_party(name: str, repeats: int) -> Optional[dict]:
         "analyze": median_seconds(lambda: modelstats.analyze(model, input_shape=shape),
                                   repeats),
     }
+
+
+def bench_published(name: str, repeats: int) -> Optional[dict]:
+    """Build one model at a published size (once: it takes tens of seconds) and analyze it."""
+    import gc
+    import importlib.util
+    import warnings
+
+    import modelstats
+
+    package, build, shape = PUBLISHED[name]
+    if importlib.util.find_spec(package) is None:
+        return None
+    start = time.perf_counter()
+    model = build()
+    built = time.perf_counter() - start
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = modelstats.analyze(model, input_shape=shape)  # the first call warms up
+        analyze = median_seconds(lambda: modelstats.analyze(model, input_shape=shape), repeats)
+    statuses = report.layers["status"].value_counts()
+    row = {"model": name, "params": model.count_params(), "nodes": len(report.layers),
+           "traced": int(statuses.get("traced", 0)),
+           "unsupported": int(statuses.get("unsupported", 0)),
+           "macs": int(report.totals["macs"]), "build": built, "analyze": analyze}
+    del model, report
+    gc.collect()
+    return row
 
 
 def bench_scaling(n_layers: int, residual: bool, repeats: int) -> dict:
@@ -189,9 +254,22 @@ def third_party_table(rows: list[dict]) -> str:
              "| JAX-trace oracle | build (ms) | analyze (ms) | analyze / build |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
+        oracle = f"{r['oracle']:,}" + (f" ({r['explained']:+,} explained)" if r["explained"]
+                                      else "")
         lines.append(f"| {r['model']} | {r['package']} | {r['nodes']} | {r['traced']} "
-                     f"| {r['unsupported']} | {r['macs']:,} | {r['oracle']:,} | {ms(r['build'])} "
+                     f"| {r['unsupported']} | {r['macs']:,} | {oracle} | {ms(r['build'])} "
                      f"| {ms(r['analyze'])} | {r['analyze'] / r['build']:.1%} |")
+    return "\n".join(lines)
+
+
+def published_table(rows: list[dict]) -> str:
+    lines = ["| model | parameters | nodes | traced by the backend | unsupported | GMACs "
+             "| build (s) | analyze (s) | analyze / build |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['params'] / 1e6:,.0f} M | {r['nodes']} "
+                     f"| {r['traced']} | {r['unsupported']} | {r['macs'] / 1e9:,.2f} "
+                     f"| {r['build']:.2f} | {r['analyze']:.3f} | {r['analyze'] / r['build']:.1%} |")
     return "\n".join(lines)
 
 
@@ -218,14 +296,26 @@ def main(argv=None) -> int:
         rows.append(bench_application(name, args.repeats, build_repeats=3, profiler_repeats=2))
         print(f"{name:>14}: build {ms(rows[-1]['build'])} ms, analyze "
               f"{ms(rows[-1]['analyze'])} ms, profiler {ms(rows[-1]['profiler'])} ms", flush=True)
+    sys.path.insert(0, str(ROOT))
+    from tests.oracles.hub_models import MODELS
+
     third_party = []
-    for name in (() if args.quick else THIRD_PARTY):
+    for name in (() if args.quick else MODELS):
         row = bench_third_party(name, args.repeats)
         if row is None:
             print(f"{name:>14}: skipped (its package is not installed)", flush=True)
             continue
         third_party.append(row)
         print(f"{name:>14}: build {ms(row['build'])} ms, analyze {ms(row['analyze'])} ms",
+              flush=True)
+    published = []
+    for name in (() if args.quick else PUBLISHED):
+        row = bench_published(name, repeats=3)
+        if row is None:
+            print(f"{name:>14}: skipped (its package is not installed)", flush=True)
+            continue
+        published.append(row)
+        print(f"{name:>14}: build {row['build']:.2f} s, analyze {row['analyze']:.3f} s",
               flush=True)
     # keras-hub's imports raise the recursion limit; the scaling rows are measured at the
     # default one
@@ -267,6 +357,18 @@ def main(argv=None) -> int:
             third_party_table(third_party),
             "",
         ] if third_party else []),
+        *([
+            "### Third-party models at published sizes (keras-hub, random weights)",
+            "",
+            "The configurations of published checkpoints (gpt2_base_en, bert_base_en, "
+            "vit_base_patch16_224, llama3.2_1b, gemma_2b_en; the last two in bfloat16), built "
+            "from constructor arguments once each, \"analyze\" the median of 3 after a first "
+            "call, at 128 tokens or a 224x224 image. Construction grows with the weights, "
+            "the analysis with the number of calls.",
+            "",
+            published_table(published),
+            "",
+        ] if published else []),
         "### Scaling with depth (generated models, default recursion limit for modelstats)",
         "",
         "`modelstats.models.deep_conv_net(n)`: a chain alternates Conv2D(3x3) and ReLU; a "

@@ -39,20 +39,9 @@ REASON = "custom layers not traced yet (issue 14)"
 
 # Total MACs that differ from the oracle's today (or counting raises): none.
 MACS_NOT_YET: set = set()
-# Where modelstats and the JAX trace count differently by convention: the exact difference
-# (modelstats minus the trace), asserted, so that a change either way is seen.
-EXPLAINED_DIFFERENCES = {
-    # keras-hub's RotaryEmbedding builds its tables with einsum("i,j->ij", positions,
-    # inverse_freq) on constants: a symbolic trace runs that eagerly (no node), the JAX trace
-    # records it. It does not depend on the inputs (a compiler folds it into a constant), and
-    # modelstats counts work that does (docs/custom_layers.md). 2 layers x 2 tables (query and
-    # key) x 16 positions x 8 frequencies (head_dim 64 / 4 heads = 16, halved) = 512 MACs.
-    "hub_llama": -2 * 2 * 16 * 8,
-    # Gemma's attention rotates queries and keys with the same RotaryEmbedding: 2 layers x 2
-    # tables x 16 positions x 8 frequencies (head_dim 16, halved) = 512 MACs. (Until its
-    # attention was traced on symbolic tensors, its TensorFlow graph counted them.)
-    "hub_gemma": -2 * 2 * 16 * 8,
-}
+# Where modelstats and the JAX trace count differently by convention, the exact difference
+# is asserted: tests/oracles/hub_models.py holds it, with the arithmetic.
+EXPLAINED_DIFFERENCES = hub_models.EXPLAINED_DIFFERENCES
 # Some node is still reported ``unsupported``: none. DeiT, RepVGG and BERT have calls that
 # Keras symbolic tensors refuse, counted from their TensorFlow graphs instead
 # (modelstats.backend_trace).

@@ -26,7 +26,8 @@ import dataclasses
 import warnings
 from typing import Any, Callable, Mapping
 
-__all__ = ["HubModel", "MODELS", "input_shape_argument", "input_specs"]
+__all__ = ["EXPLAINED_DIFFERENCES", "HubModel", "MODELS", "input_shape_argument",
+           "input_specs"]
 
 SEQUENCE = 16  # tokens per sample for the text backbones
 VOCABULARY = 100
@@ -67,6 +68,21 @@ class HubModel:
 
 
 MODELS: dict[str, HubModel] = {}
+
+# Where modelstats and the JAX trace count differently by convention: the exact difference
+# (modelstats minus the trace), asserted, so that a change either way is seen.
+EXPLAINED_DIFFERENCES: dict[str, int] = {
+    # keras-hub's RotaryEmbedding builds its tables with einsum("i,j->ij", positions,
+    # inverse_freq) on constants: a symbolic trace runs that eagerly (no node), the JAX trace
+    # records it. It does not depend on the inputs (a compiler folds it into a constant), and
+    # modelstats counts work that does (docs/custom_layers.md). 2 layers x 2 tables (query and
+    # key) x 16 positions x 8 frequencies (head_dim 64 / 4 heads = 16, halved) = 512 MACs.
+    "hub_llama": -2 * 2 * 16 * 8,
+    # Gemma's attention rotates queries and keys with the same RotaryEmbedding: 2 layers x 2
+    # tables x 16 positions x 8 frequencies (head_dim 16, halved) = 512 MACs. (Until its
+    # attention was traced on symbolic tensors, its TensorFlow graph counted them.)
+    "hub_gemma": -2 * 2 * 16 * 8,
+}
 
 
 def _register(package: str, inputs: Mapping[str, tuple[tuple[int, ...], str]]):
