@@ -689,6 +689,29 @@ def inbound_calls(layer: Any) -> list[tuple[Optional[list], list]]:
     return calls
 
 
+def is_embedding(operation: Any) -> bool:
+    """Whether a call is a lookup in an embedding table (Keras 3 or tf_keras ``Embedding``,
+    and subclasses such as keras-hub's ``ReversibleEmbedding``)."""
+    return any(cls.__name__ == "Embedding" and cls.__module__.split(".")[0] in
+               ("keras", "tf_keras") for cls in type(operation).__mro__)
+
+
+def attention_masks(layer: Any) -> Optional[str]:
+    """How the calls of an attention layer restrict which positions each query sees: a
+    phrase naming the first ``use_causal_mask=True`` or ``attention_mask`` tensor among its
+    calls, or None when no call passes either. (Padding masks, ``query_mask`` and
+    ``value_mask``, only leave out padding positions: not a restriction of the field of a
+    full-length input.)"""
+    for node in getattr(layer, "_inbound_nodes", ()):
+        arguments = getattr(node, "arguments", None)
+        kwargs = arguments.kwargs if arguments is not None else getattr(node, "call_kwargs", {})
+        if (kwargs or {}).get("use_causal_mask") is True:
+            return "a causal mask (use_causal_mask=True): position t sees positions up to t"
+        if "attention_mask" in (argument_names(layer, node) or ()):
+            return "an attention_mask tensor"
+    return None
+
+
 def call_arguments_of(op: Any) -> Optional[tuple]:
     """The positional arguments of a ``keras.ops`` operation's call (an instance is made
     per call; a model called again calls it again with the same arguments). None when the

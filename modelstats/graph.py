@@ -21,6 +21,7 @@ from typing import Any, Optional
 import networkx as nx
 
 from modelstats._collector import collector_paused
+from modelstats.adapters import ConstantOutputs
 from modelstats.errors import ModelStatsError, NotAGraphModelError, ShapeError
 
 __all__ = ["to_networkx", "find_node", "Shape", "InputShapes"]
@@ -264,6 +265,8 @@ class _Walk:
         self.expand_nested = expand_nested
         self.registry = registry
         self.trace_errors: dict[int, str] = {}  # id(keras node) -> why its call was not traced
+        # id(keras node) of calls whose outputs do not depend on their inputs' values
+        self.constant_outputs: set[int] = set()
         # sublayer calls traced while their caller was (adapters.Keras3Adapter.trace_call)
         self.pretraced: dict[int, tuple] = {}
         # With new input shapes: the new shape per id(model input tensor), and the symbolic
@@ -371,6 +374,8 @@ class _Walk:
                                             self.traced_in_turn, self.pretraced)
             except Exception as exc:  # noqa: BLE001 - the node stays whole, with the reason
                 self.trace_errors[id(keras_node)] = f"{type(exc).__name__}: {exc}"
+                if isinstance(exc, ConstantOutputs):
+                    self.constant_outputs.add(id(keras_node))
                 return None
             closing = adapter.closes_over_tensors(traced)
             if closing is not None:  # kept whole: counted from its backend trace
@@ -487,6 +492,8 @@ class _Walk:
                                else training_argument),
             is_input=bool(adapter.is_input(keras_node) and scope.outer_node is None),
             trace_error=self.trace_errors.get(id(keras_node)),
+            # computed from weights and shapes only (adapters.ConstantOutputs): no field
+            constant_outputs=id(keras_node) in self.constant_outputs,
             # a layer whose call can be traced when it is kept whole (expand_nested=False)
             traceable=bool(adapter.owns(operation) and not adapter.is_input(keras_node)),
         )
@@ -675,7 +682,35 @@ def _assign_spatial_axes(graph: nx.DiGraph) -> None:
         data["data_format"] = fmt
         data["spatial_axes"] = spatial_axes_of(data["output_shapes"][0], fmt) \
             if data["output_shapes"] else ()
+    token_ids = _token_ids_input(graph)
+    if token_ids is not None:
+        graph.nodes[token_ids]["spatial_axes"] = (0,)
     _assign_token_grids(graph)
+
+
+def _token_ids_input(graph: nx.DiGraph) -> Optional[str]:
+    """The model input of token ids whose positions have a field (a text model's 1-D field):
+    a ``(T,)`` input of integers looked up by an Embedding. With several (BERT's segment ids,
+    position ids), the one with the largest vocabulary, ties to the first: the tokens. Such
+    an input has no channel axis, so :func:`spatial_axes_of` gives it none."""
+    from modelstats.adapters import is_embedding
+
+    best, best_vocabulary = None, -1
+    for node_id in graph.graph.get("inputs", ()):
+        data = graph.nodes[node_id]
+        shapes = data["output_shapes"]
+        if len(shapes) != 1 or len(shapes[0]) != 1 or not _is_integer(data["dtype"]):
+            continue
+        vocabularies = [getattr(graph.nodes[n]["operation"], "input_dim", 0) or 0
+                        for n in graph.successors(node_id)
+                        if is_embedding(graph.nodes[n]["operation"])]
+        if vocabularies and max(vocabularies) > best_vocabulary:
+            best, best_vocabulary = node_id, max(vocabularies)
+    return best
+
+
+def _is_integer(dtype: Optional[str]) -> bool:
+    return bool(dtype) and (dtype.startswith(("int", "uint")) or dtype == "bool")
 
 
 def _assign_token_grids(graph: nx.DiGraph) -> None:

@@ -85,6 +85,13 @@ class _State:
     # token grid lies (q, k, v of a traced attention, split into heads and transposed).
     # A product summing over such an axis sees every token: global.
     token_axes: tuple = ()
+    # For a broken state: the node of a mask merged into it (attention scores plus a mask, a
+    # masked softmax). A product of such weights summing over every token is not global but
+    # what the mask allows (causal: the positions before), which is not read: unknown.
+    masked_by: str = ""
+    # For an unrelated state: it depends on another model input (a padding mask), so merged
+    # into attention scores it is a mask, not a bias learned in weights.
+    from_other_input: bool = False
 
 
 @dataclass(frozen=True)
@@ -230,10 +237,27 @@ class Propagation:
         self.n_axes = len(graph.nodes[input_node]["spatial_axes"])
         self.order = {node: i for i, node in enumerate(graph.nodes)}
         self.states: dict[str, _State] = {}
+        model_inputs = set(graph.graph.get("inputs", ()))
         for node_id in graph.nodes:
-            self.states[node_id] = self._state(node_id)
+            state = self._state(node_id)
+            self._mark_masks(node_id, state, node_id in model_inputs)
+            self.states[node_id] = state
 
     # -- forward ---------------------------------------------------------------------------
+    def _mark_masks(self, node_id: str, state: _State, model_input: bool) -> None:
+        """Follow attention masks: what depends on another model input than the field's
+        (``from_other_input``), and the broken states (attention scores) such a tensor was
+        merged into, and what is computed from those (``masked_by``)."""
+        sources = [self.states[src] for src, _ in self.graph.nodes[node_id]["inputs"]]
+        if state.status == UNRELATED:
+            state.from_other_input = model_input or any(s.from_other_input for s in sources)
+        elif state.status == BROKEN:
+            state.masked_by = next((s.masked_by for s in sources if s.masked_by), "")
+            if not state.masked_by and any(s.status == BROKEN for s in sources):
+                state.masked_by = next(
+                    (src for (src, _), s in zip(self.graph.nodes[node_id]["inputs"], sources)
+                     if s.status == UNRELATED and s.from_other_input), "")
+
     def _geometry(self, node_id: str, data: dict) -> Geometry:
         inputs = data["inputs"]
         axes = self.graph.nodes[inputs[0][0]]["spatial_axes"] if inputs else None
@@ -249,7 +273,9 @@ class Propagation:
         sources = [src for src, _ in data["inputs"]]
         related = [(src, self.states[src]) for src in sources
                    if self.states[src].status != UNRELATED]
-        if not related:
+        if not related or data.get("constant_outputs"):
+            # (a call computing its outputs from its weights and its inputs' shapes only, as
+            # a table of positions sliced to the sequence length, depends on no input value)
             return _State(UNRELATED)
         try:
             geometry = self._geometry(node_id, data)
@@ -258,6 +284,8 @@ class Propagation:
         blind = [src for src, s in related if s.status in (UNSUPPORTED, UNKNOWN)]
         if blind:
             return _State(UNKNOWN, note=f"downstream of '{blind[0]}', which has no field")
+        if geometry.kind == "masked":
+            return _State(UNKNOWN, note=geometry.note)
         if geometry.kind == "product":
             product = self._product(data, geometry)
             if product is not None:
@@ -309,7 +337,8 @@ class Propagation:
                           "differently: unit u is not the same position on every path")
         (tokens,) = layouts
         if len(data["output_shapes"][0]) != (2 if tokens is not None else self.n_axes + 1):
-            return _State(BROKEN, note="output rank differs from the input's")
+            return _State(BROKEN, note="output rank differs from the input's",
+                          token_axes=self._carried_axes(data, geometry))
         state = self._merge(node_id, spatial, tokens.grid if tokens is not None else None)
         state.global_context = state.global_context or any(
             s.status == GLOBAL or s.global_context for s in related
@@ -389,8 +418,14 @@ class Propagation:
             return _State(BROKEN, note=f"{geometry.note or 'a product'}: modelstats does not "
                           "follow its operands' axes")
         carried = set()
+        masks = [state.masked_by for _, _, state in related if state.masked_by]
         for i, src, state in related:
             full = self._token_axes(src)
+            if set(full) & set(geometry.contracted[i]) and masks:
+                return _State(UNKNOWN, note=f"sums over every token of '{src}' with weights "
+                              f"under the mask '{masks[0]}': each position sees the positions "
+                              "the mask allows (with a causal mask, those before it), which "
+                              "modelstats does not read")
             if set(full) & set(geometry.contracted[i]):
                 return _State(GLOBAL, note=f"sums over every token of '{src}'")
             mapping = geometry.axis_map[i]

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import keras
 
-from modelstats.adapters import inbound_calls
+from modelstats.adapters import attention_masks, inbound_calls
 from modelstats.formulas import attention_macs, dim_size, numel
-from modelstats.geometry import GLOBAL
+from modelstats.geometry import GLOBAL, Geometry
 from modelstats.registry import Cost, RuleSet
 
 L = keras.layers
@@ -144,7 +144,19 @@ def additive_attention_cost(layer, input_shapes, output_shapes) -> Cost:
                 pair_macs=scores * value_dim)
 
 
-RULES.add(L.MultiHeadAttention, cost=multi_head_attention_cost, geometry=GLOBAL)
-RULES.add(L.GroupQueryAttention, cost=grouped_query_attention_cost, geometry=GLOBAL)
-RULES.add(L.Attention, cost=dot_attention_cost, geometry=GLOBAL)
-RULES.add(L.AdditiveAttention, cost=additive_attention_cost, geometry=GLOBAL)
+def attention_geometry(layer, input_shapes, output_shapes) -> Geometry:
+    """Global: every query attends to every key position. Unless a call passes a mask that
+    can restrict that (``use_causal_mask=True``, an ``attention_mask``): then the field is
+    what the mask allows, which modelstats does not read."""
+    mask = attention_masks(layer)
+    if mask is None:
+        return GLOBAL
+    return Geometry("masked", note=f"attention under {mask}; each query sees the positions "
+                    "its mask allows, which modelstats does not read")
+
+
+RULES.add(L.MultiHeadAttention, cost=multi_head_attention_cost, geometry=attention_geometry)
+RULES.add(L.GroupQueryAttention, cost=grouped_query_attention_cost,
+          geometry=attention_geometry)
+RULES.add(L.Attention, cost=dot_attention_cost, geometry=attention_geometry)
+RULES.add(L.AdditiveAttention, cost=additive_attention_cost, geometry=attention_geometry)

@@ -36,12 +36,23 @@ def einsum_dense_cost(layer, input_shapes, output_shapes) -> Cost:
 
 
 def einsum_dense_geometry(layer, input_shapes, output_shapes) -> Geometry:
+    """Per position when the input's leading letters reach the output in order (a
+    projection of each token, possibly into heads: ``btd,dnh->btnh``). The ``axis_map``
+    says where each input axis goes, so that a token axis is followed into the heads of a
+    traced attention (the output's rank differs from the input's there)."""
     inputs, output = layer.equation.split("->")
     first = inputs.split(",")[0]
     # The positions are kept when the input's leading letters reach the output in order.
     leading = first.replace("...", "")[1:-1]
-    if "..." in first or all(letter in output for letter in leading):
+    if "..." in first:
         return mixes_positions_geometry(layer, input_shapes, output_shapes)
+    if all(letter in output for letter in leading):
+        kept = mixes_positions_geometry(layer, input_shapes, output_shapes)
+        if kept.kind != "identity":
+            return kept
+        out = output[1:]  # without the batch letter
+        mapping = tuple(out.index(letter) if letter in out else None for letter in first[1:])
+        return Geometry("identity", complete=True, axis_map=(mapping,))
     return BREAKS
 
 
@@ -50,6 +61,15 @@ def embedding_cost(layer, input_shapes, output_shapes) -> Cost:
         # ReversibleEmbedding(reverse=True): logits = x @ embeddingsᵀ, a Dense without bias.
         return Cost(macs=dense_macs(input_shapes[0], dim_size(output_shapes[0][-1])))
     return Cost()  # a table lookup: no arithmetic
+
+
+def embedding_geometry(layer, input_shapes, output_shapes) -> Geometry:
+    """A lookup of each position's token id: ``(T,) -> (T, C)`` keeps every position (the
+    ids have no channel axis; the vectors add one). ReversibleEmbedding's ``reverse=True``
+    (logits from vectors, same rank) mixes the channels of each position, as Dense."""
+    if len(output_shapes[0]) in (len(input_shapes[0]), len(input_shapes[0]) + 1):
+        return IDENTITY
+    return BREAKS
 
 
 def activation_layer_cost(layer, input_shapes, output_shapes) -> Cost:
@@ -95,7 +115,7 @@ def mel_cost(layer, input_shapes, output_shapes) -> Cost:
 RULES.add(L.Dense, cost=dense_cost, geometry=mixes_positions_geometry, foldable=True)
 RULES.add(L.EinsumDense, cost=einsum_dense_cost, geometry=einsum_dense_geometry,
           foldable=True)
-RULES.add(L.Embedding, cost=embedding_cost, geometry=BREAKS)
+RULES.add(L.Embedding, cost=embedding_cost, geometry=embedding_geometry)
 RULES.add(L.Activation, cost=activation_layer_cost, geometry=IDENTITY)
 RULES.add(L.ReLU, cost=relu_cost, geometry=IDENTITY)
 RULES.add(L.LeakyReLU, cost=elementwise(ACTIVATION_FLOPS["leaky_relu"]), geometry=IDENTITY)

@@ -1,0 +1,181 @@
+"""Receptive fields over token positions (issue 14: "a text model has a 1-D field").
+
+A ``(T,)`` input of token ids looked up by an Embedding has one spatial axis, its positions:
+the lookup keeps each position, so a text CNN's field is counted in tokens like a 1-D map's.
+Attention under a mask (``use_causal_mask=True``, an ``attention_mask``, a masked softmax in
+a traced call) is not reported global: with a causal mask position t sees only the positions
+up to t, and modelstats does not read masks, so the field is unknown from there on, with the
+reason. Attention without a mask stays global.
+
+The oracle is the gradient probe: with positive weights, the positions of the embedding
+output with a non-zero gradient of one output unit are exactly the ones it depends on.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import modelstats
+
+tf = pytest.importorskip("tensorflow")
+keras = pytest.importorskip("keras")
+ops = keras.ops
+L = keras.layers
+
+POSITIVE = keras.initializers.RandomUniform(0.1, 1.0)
+
+
+def _text_cnn():
+    ids = keras.Input((12,), dtype="int32", name="ids")
+    embedded = L.Embedding(50, 4, embeddings_initializer=POSITIVE, name="embedding")(ids)
+    x = L.Conv1D(4, 3, padding="same", kernel_initializer=POSITIVE, name="conv1")(embedded)
+    x = L.Conv1D(4, 3, dilation_rate=2, kernel_initializer=POSITIVE, name="conv2")(x)
+    return keras.Model(ids, x)
+
+
+def _gradient_rows(model, node, unit):
+    embedding = model.get_layer("embedding")
+    layers = model.layers[2:]
+    ids = tf.constant((np.arange(12) % 50)[None], dtype="int32")
+    looked_up = embedding(ids)
+    with tf.GradientTape() as tape:
+        tape.watch(looked_up)
+        x = looked_up
+        for layer in layers:
+            x = layer(x)
+            if layer.name == node:
+                break
+        target = tf.reduce_sum(x[0, unit])
+    gradient = tape.gradient(target, looked_up).numpy()[0]
+    rows = np.flatnonzero(np.abs(gradient).sum(axis=-1) > 0)
+    return int(rows.min()), int(rows.max())
+
+
+def test_a_text_cnn_has_a_field_in_tokens():
+    """Embedding: each token its own (r 1, j 1, p 0). conv1 k=3 "same": r 3, p 1. conv2 k=3
+    dilation 2 "valid": r 3 + 2*2 = 7, p 1. Unit 4 of conv2 sees tokens 4 - 1 = 3 to 9."""
+    model = _text_cnn()
+    report = modelstats.analyze(model)
+    rows = report.layers
+    assert rows.loc["ids", "rf_status"] == "spatial"
+    field = lambda node: (lambda rf: (rf.status, rf.size, rf.stride, rf.padding))(
+        report.receptive_field(node))
+    assert field("embedding") == ("spatial", (1,), (1,), (0,))
+    assert field("conv1") == ("spatial", (3,), (1,), (1,))
+    assert field("conv2") == ("spatial", (7,), (1,), (1,))
+    for node, unit in (("conv1", 0), ("conv1", 5), ("conv2", 0), ("conv2", 4), ("conv2", 7)):
+        (box,) = report.receptive_field(node).box((unit,), clip=True)
+        assert box == _gradient_rows(model, node, unit), (node, unit)
+
+
+def test_the_tokens_are_the_input_with_the_largest_vocabulary():
+    """Token ids (vocabulary 50) and segment ids (vocabulary 2), both looked up and added:
+    the field is over the token positions, with no warning about several inputs; the segment
+    embedding does not depend on the tokens."""
+    tokens = keras.Input((8,), dtype="int32", name="token_ids")
+    segments = keras.Input((8,), dtype="int32", name="segment_ids")
+    x = L.Add(name="add")([L.Embedding(50, 4, name="token_embedding")(tokens),
+                           L.Embedding(2, 4, name="segment_embedding")(segments)])
+    model = keras.Model([tokens, segments], L.Conv1D(4, 5, name="conv")(x))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = modelstats.analyze(model)
+    rows = report.layers
+    assert rows.loc["segment_embedding", "rf_status"] == "unrelated"
+    assert report.receptive_field("conv").size == (5,)
+
+
+def _sequence_attention(**call):
+    x = keras.Input((10, 4), name="x")
+    h = L.Conv1D(4, 3, padding="same", name="conv")(x)
+    inputs = [x]
+    if call.pop("mask_input", False):
+        mask = keras.Input((10, 10), dtype="bool", name="mask")
+        inputs.append(mask)
+        call["attention_mask"] = mask
+    attended = L.MultiHeadAttention(2, 4, name="attention")(h, h, **call)
+    return keras.Model(inputs, L.Add(name="residual")([h, attended]))
+
+
+def test_attention_without_a_mask_stays_global():
+    report = modelstats.analyze(_sequence_attention())
+    assert report.receptive_field("attention").status == "global"
+    assert report.receptive_field("residual").global_context
+
+
+@pytest.mark.parametrize("call, why", [({"use_causal_mask": True}, "causal mask"),
+                                       ({"mask_input": True}, "attention_mask")])
+def test_attention_under_a_mask_is_not_global(call, why):
+    """Causal: position t sees positions up to t (was reported global, the whole input)."""
+    report = modelstats.analyze(_sequence_attention(**call), input="x")
+    attention = report.receptive_field("attention")
+    assert attention.status == "unknown" and why in attention.note
+    assert report.receptive_field("residual").status == "unknown"
+    assert report.receptive_field("conv").size == (3,)
+
+
+class MaskedSelfAttention(L.Layer):
+    """softmax(q kᵀ [+ mask]) v written with keras.ops, the mask optional: traced."""
+
+    def build(self, shapes):
+        dim = (shapes[0] if isinstance(shapes, list) else shapes)[-1]
+        self.wq = self.add_weight(shape=(dim, dim), initializer=POSITIVE, name="wq")
+        self.wk = self.add_weight(shape=(dim, dim), initializer=POSITIVE, name="wk")
+
+    def call(self, inputs):
+        x, mask = inputs if isinstance(inputs, list) else (inputs, None)
+        q, k = ops.matmul(x, self.wq), ops.matmul(x, self.wk)
+        scores = ops.matmul(q, ops.transpose(k, (0, 2, 1)))
+        if mask is not None:
+            scores = ops.where(mask, scores, -1e9)
+        return ops.matmul(ops.softmax(scores, axis=-1), x)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_a_traced_attention_under_a_mask_is_not_global(masked):
+    """The mask is another model input (a padding or causal mask, as keras-hub passes):
+    merged into the scores it makes the weights' product unknown, not global."""
+    ids = keras.Input((6,), dtype="int32", name="ids")
+    x = L.Embedding(20, 4, name="embedding")(ids)
+    inputs = [ids]
+    if masked:
+        mask = keras.Input((6, 6), dtype="bool", name="mask")
+        inputs.append(mask)
+        out = MaskedSelfAttention(name="attention")([x, mask])
+    else:
+        out = MaskedSelfAttention(name="attention")(x)
+    report = modelstats.analyze(keras.Model(inputs, out), input="ids")
+    rows = report.layers
+    (product,) = [n for n in rows.index if n.startswith("attention/matmul")][-1:]
+    if masked:
+        assert rows.loc[product, "rf_status"] == "unknown"
+        assert "under the mask" in report.receptive_field(product).note
+    else:
+        assert rows.loc[product, "rf_status"] == "global"
+
+
+@pytest.mark.parametrize("name", ["hub_bert", "hub_gpt2"])
+def test_keras_hub_text_backbones_have_token_fields(name):
+    """The token embedding keeps each position (r 1); every attention of these backbones is
+    given an attention mask (GPT-2's is causal), so nothing after it is called global."""
+    pytest.importorskip("keras_hub")
+    from tests.oracles.hub_models import MODELS, input_shape_argument
+
+    spec = MODELS[name]
+    model = spec()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", modelstats.MultipleSpatialInputsWarning)
+        report = modelstats.analyze(model, input_shape=input_shape_argument(model, spec.inputs))
+    rows = report.layers
+    assert rows.loc["token_ids", "rf_status"] == "spatial"
+    field = report.receptive_field("token_embedding")
+    assert (field.status, field.size, field.stride, field.padding) == \
+        ("spatial", (1,), (1,), (0,))
+    assert not (rows["rf_status"] == "global").any()
+    unknown = rows[rows["rf_status"] == "unknown"]
+    assert len(unknown) > 0
+    first = report.receptive_field(unknown.index[0]).note
+    assert "mask" in first, first
