@@ -435,9 +435,11 @@ def _complete_sublayer_specs(operation: Any, keras: Any, pretrace: _Pretrace):
 
     - a sublayer that will be traced in turn is traced now (``pretrace``), and its outputs
       are the trace's;
-    - its ``compute_output_spec`` takes fewer arguments than its ``call`` (keras-hub's
-      ``CachedMultiHeadAttention`` passes ``cache=`` on to ``MultiHeadAttention``'s) and
-      raises TypeError;
+    - its own inference raises: its ``compute_output_spec`` takes fewer arguments than its
+      ``call`` (keras-hub's ``CachedMultiHeadAttention`` passes ``cache=`` on to
+      ``MultiHeadAttention``'s), or it is a Sequential built for another input size than it
+      is called with (kimm's ``ReparameterizableConv2D`` builds its 1x1 branch on the padded
+      size and calls it on the unpadded input), which Keras' input check refuses;
     - it leaves sizes unknown that its fully known inputs determine (EinsumDense's output
       shape is fixed when it is built, on a ``None`` sequence length; a later
       ``ops.reshape(y, ops.shape(y))`` would bake that ``None`` into the trace).
@@ -480,8 +482,11 @@ def _complete_sublayer_specs(operation: Any, keras: Any, pretrace: _Pretrace):
                 return traced
             try:
                 outputs = own(*args, **kwargs)
-            except TypeError:
-                return from_call(layer, args, kwargs, None)
+            except Exception as exc:  # noqa: BLE001 - the call may know better; else re-raised
+                try:
+                    return from_call(layer, args, kwargs, None)
+                except Exception:  # noqa: BLE001
+                    raise exc from None
             symbolic = [t for t in keras.tree.flatten((args, kwargs))
                         if isinstance(t, keras.KerasTensor)]
             if unknown(keras.tree.flatten(outputs)) and not unknown(symbolic):

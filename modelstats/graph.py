@@ -366,30 +366,37 @@ class _Walk:
             functional = adapter.sequential_graph(operation)
         elif adapter.is_model(operation) and _is_graph_model(operation):
             functional = operation
-        elif adapter.is_model(operation) or (
-            adapter.owns(operation) and self.registry.traceable(type(operation))
-        ):  # a keras.ops operation without a rule is not traced: its call is backend code
-            try:
-                traced = adapter.trace_call(keras_node, input_values, scope.traced,
-                                            self.traced_in_turn, self.pretraced)
-            except Exception as exc:  # noqa: BLE001 - the node stays whole, with the reason
-                self.trace_errors[id(keras_node)] = f"{type(exc).__name__}: {exc}"
-                if isinstance(exc, ConstantOutputs):
-                    self.constant_outputs.add(id(keras_node))
-                return None
-            closing = adapter.closes_over_tensors(traced)
-            if closing is not None:  # kept whole: counted from its backend trace
-                self.trace_errors[id(keras_node)] = (
-                    f"its operation '{closing}' runs Python functions that close over the "
-                    "call's tensors, which cannot be replayed alone")
-                return None
-            return traced, inputs, True  # traced inputs are the node's tensors, in order
         else:
+            functional = None
+        if functional is not None and scope.traced and not _fits(keras_node, functional,
+                                                                 adapter):
+            # Built for other sizes than a traced call gives it (kimm's RepVGG builds a
+            # branch on the padded size and calls it unpadded): its stored shapes are not
+            # this call's, so it is traced at the sizes it gets, as a custom layer is.
+            functional = None
+        elif functional is not None:
+            outer = _flat_outer_inputs(keras_node, functional, adapter)
+            return functional, [None if t is None else self.producers[id(t)] for t in outer], \
+                False
+        if not (adapter.is_model(operation) or (
+            adapter.owns(operation) and self.registry.traceable(type(operation))
+        )):  # a keras.ops operation without a rule is not traced: its call is backend code
             return None
-        if functional is None:
+        try:
+            traced = adapter.trace_call(keras_node, input_values, scope.traced,
+                                        self.traced_in_turn, self.pretraced)
+        except Exception as exc:  # noqa: BLE001 - the node stays whole, with the reason
+            self.trace_errors[id(keras_node)] = f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, ConstantOutputs):
+                self.constant_outputs.add(id(keras_node))
             return None
-        outer = _flat_outer_inputs(keras_node, functional, adapter)
-        return functional, [None if t is None else self.producers[id(t)] for t in outer], False
+        closing = adapter.closes_over_tensors(traced)
+        if closing is not None:  # kept whole: counted from its backend trace
+            self.trace_errors[id(keras_node)] = (
+                f"its operation '{closing}' runs Python functions that close over the "
+                "call's tensors, which cannot be replayed alone")
+            return None
+        return traced, inputs, True  # traced inputs are the node's tensors, in order
 
     def infer(self, node_id: str, keras_node: Any, outputs: list,
               input_values: list) -> list:
@@ -565,6 +572,17 @@ def _walk(root: Any, adapter: Any, expand_nested: bool, registry: Any,
     graph.graph["inputs"] = [walk.producers[id(t)][0] for t in root.inputs]
     graph.graph["outputs"] = [walk.producers[id(t)][0] for t in root.outputs]
     return graph
+
+
+def _fits(keras_node: Any, functional: Any, adapter: Any) -> bool:
+    """Whether a nested graph model's inputs take the shapes (without batch) this call gives
+    them (a None in the model takes any size)."""
+    given = adapter.input_tensors(keras_node)
+    if len(given) != len(functional.inputs):
+        return True  # matched by name or structure: left to the expansion as before
+    return all(len(g.shape) == len(f.shape) and
+               all(d is None or d == e for d, e in zip(f.shape[1:], g.shape[1:]))
+               for g, f in zip(given, functional.inputs))
 
 
 def _leading_size(outputs: list) -> int:
