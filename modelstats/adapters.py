@@ -129,6 +129,9 @@ class Keras3Adapter:
         return [t for t in self.keras.tree.flatten(structure)
                 if isinstance(t, self.keras.KerasTensor)]
 
+    def is_symbolic(self, value: Any) -> bool:
+        return isinstance(value, self.keras.KerasTensor)
+
     @staticmethod
     def dtype(tensor: Any) -> str:
         return str(tensor.dtype)
@@ -353,11 +356,15 @@ class ConstantOutputs(Exception):
 
 
 def _fresh_tensor(keras: Any) -> Any:
-    """A function giving, for a symbolic tensor, a new one of its shape and dtype without its
-    history (what a ``compute_output_spec`` returns), and any other value as it is."""
+    """A function giving, for a symbolic or constant tensor, a new symbolic one of its shape
+    and dtype without history (what a ``compute_output_spec`` returns), and any other value
+    as it is."""
     def fresh(value: Any) -> Any:
         if isinstance(value, keras.KerasTensor):
             return keras.KerasTensor(value.shape, dtype=value.dtype, sparse=value.sparse)
+        if keras.ops.is_tensor(value):  # a constant output: a symbolic tensor, as Keras gives
+            return keras.KerasTensor(value.shape, dtype=keras.backend.standardize_dtype(
+                value.dtype))
         return value
 
     return fresh
@@ -373,12 +380,17 @@ class TracedCall:
     attribute tracking and a check run through the graph, cost more than the trace itself.)"""
 
     def __init__(self, name: str, inputs: list, outputs: list) -> None:
+        from keras.src.backend import KerasTensor
         from keras.src.ops.function import map_graph
 
         self.name = name
         self.inputs = inputs
-        self.outputs = outputs
-        self._nodes_by_depth = map_graph(inputs, outputs)[1]
+        # A None output is no output (Keras leaves it out of a call's node: see
+        # _complete_sublayer_specs); a constant one, computed from weights or shapes alone, is
+        # kept in place but has no node (the walk checks nothing reads it).
+        self.outputs = [t for t in outputs if t is not None]
+        self._nodes_by_depth = map_graph(
+            inputs, [t for t in self.outputs if isinstance(t, KerasTensor)])[1]
 
 
 class _Pretrace:
@@ -415,11 +427,15 @@ class _Pretrace:
 
 
 def _fresh_tensor(keras: Any) -> Any:
-    """A function giving, for a symbolic tensor, a new one of its shape and dtype without its
-    history (what a ``compute_output_spec`` returns), and any other value as it is."""
+    """A function giving, for a symbolic or constant tensor, a new symbolic one of its shape
+    and dtype without history (what a ``compute_output_spec`` returns), and any other value
+    as it is."""
     def fresh(value: Any) -> Any:
         if isinstance(value, keras.KerasTensor):
             return keras.KerasTensor(value.shape, dtype=value.dtype, sparse=value.sparse)
+        if keras.ops.is_tensor(value):  # a constant output: a symbolic tensor, as Keras gives
+            return keras.KerasTensor(value.shape, dtype=keras.backend.standardize_dtype(
+                value.dtype))
         return value
 
     return fresh
@@ -499,9 +515,24 @@ def _complete_sublayer_specs(operation: Any, keras: Any, pretrace: _Pretrace):
     for layer in operation._flatten_layers(include_self=False):
         saved.append((layer, layer.__dict__.get("compute_output_spec", _OWN)))
         layer.__dict__["compute_output_spec"] = completing(layer, layer.compute_output_spec)
+    # A block returning (x, None) (keras-hub's DeiT blocks without attention scores): Keras'
+    # node of a symbolic call refuses the None. The call's Python value keeps it; the node
+    # records the tensors only. (Keras' layer module's name for the class, swapped back after.)
+    from keras.src.layers import layer as layer_module
+
+    keras_node = layer_module.Node
+
+    class NoneTolerantNode(keras_node):
+        def __init__(self, operation, call_args=None, call_kwargs=None, outputs=None):
+            flat = None if outputs is None else [
+                t for t in keras.tree.flatten(outputs) if t is not None]
+            super().__init__(operation, call_args, call_kwargs, flat)
+
+    layer_module.Node = NoneTolerantNode
     try:
         yield
     finally:
+        layer_module.Node = keras_node
         for layer, own in saved:
             if own is _OWN:
                 layer.__dict__.pop("compute_output_spec", None)

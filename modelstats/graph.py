@@ -240,7 +240,7 @@ class _Scope:
     outer producers of its inputs, by position in ``functional.inputs``."""
 
     __slots__ = ("functional", "prefix", "path", "nodes", "outer_node", "outer_inputs", "traced",
-                 "training", "whole")
+                 "training", "whole", "_read")
 
     def __init__(self, functional, prefix, path, adapter, outer_node=None, outer_inputs=None,
                  traced=False, training=None):
@@ -255,6 +255,16 @@ class _Scope:
         # it down to every inner call); None when no call gave it
         self.training = training
         self.whole = None  # a traced call: how to record it as one node instead (_Walk.unsized)
+        self._read: Optional[set] = None
+
+    def reads(self, tensor: Any, adapter: Any) -> bool:
+        """Whether a call of this scope, or its output, uses ``tensor``."""
+        if self._read is None:
+            functional = self.functional
+            self._read = {id(t) for node in adapter.nodes_in_topological_order(functional)
+                          for t in adapter.input_tensors(node)}
+            self._read |= {id(t) for t in adapter.outputs(functional.outputs)}
+        return id(tensor) in self._read
 
 
 class _Walk:
@@ -389,6 +399,13 @@ class _Walk:
             self.trace_errors[id(keras_node)] = f"{type(exc).__name__}: {exc}"
             if isinstance(exc, ConstantOutputs):
                 self.constant_outputs.add(id(keras_node))
+            return None
+        used = [outer for outer, inner in zip(adapter.outputs(keras_node.outputs), traced.outputs)
+                if not adapter.is_symbolic(inner) and scope.reads(outer, adapter)]
+        if used:  # a constant output that is read: no node of the trace can stand for it
+            self.trace_errors[id(keras_node)] = (
+                f"its output {adapter.outputs(keras_node.outputs).index(used[0])} is computed "
+                "from weights or shapes alone, and the model reads it")
             return None
         closing = adapter.closes_over_tensors(traced)
         if closing is not None:  # kept whole: counted from its backend trace
@@ -570,7 +587,8 @@ def _walk(root: Any, adapter: Any, expand_nested: bool, registry: Any,
             walk.unsized.append(node_id)
     graph = walk.graph
     graph.graph["inputs"] = [walk.producers[id(t)][0] for t in root.inputs]
-    graph.graph["outputs"] = [walk.producers[id(t)][0] for t in root.outputs]
+    graph.graph["outputs"] = [walk.producers[id(t)][0] for t in root.outputs
+                              if id(t) in walk.producers]
     return graph
 
 
@@ -616,7 +634,8 @@ def _connect_nested_outputs(scope: _Scope, producers: dict[int, tuple[str, int]]
     """Make the outer tensors returned by a nested call point at the inner producing nodes."""
     outer = adapter.outputs(scope.outer_node.outputs)
     for outer_tensor, inner_tensor in zip(outer, adapter.outputs(scope.functional.outputs)):
-        producers[id(outer_tensor)] = producers[id(inner_tensor)]
+        if id(inner_tensor) in producers:  # (a constant output, read by nothing, has none)
+            producers[id(outer_tensor)] = producers[id(inner_tensor)]
 
 
 # -- step 4: shapes for new input sizes -----------------------------------------------------------

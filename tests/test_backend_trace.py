@@ -160,15 +160,48 @@ def test_an_output_computed_from_weights_alone(keras, layers):
     assert table.loc["table", "params"] == 4 * 3 + 3 * 5
 
 
-def test_a_block_returning_none_is_counted_through_its_caller(keras, layers):
-    """The encoder's Dense(3) on 4 x 5: 4*5*3 = 60 MACs and 4*3 = 12 bias adds (Keras' Dense
-    adds its bias with an add of a weight: a bias add in the trace as in the Dense rule)."""
+def test_a_block_returning_none_is_traced_through(keras, layers):
+    """Keras' node of a symbolic call refuses the None of the Pair's (x, None), so the Encoder
+    used to be kept whole and counted from its TensorFlow graph. Inside a trace the node now
+    records the tensor only, and the call keeps its None: traced node by node. The Dense(3) on
+    4 x 5: 4*5*3 = 60 MACs and 4*3 = 12 bias adds."""
     table = _count(_one_layer(keras, layers["Encoder"](name="encoder"), (4, 5)))
-    assert table.loc["encoder", "status"] == "traced"
-    assert (table.loc["encoder", "macs"], table.loc["encoder", "flops"]) == (60, 2 * 60 + 12)
+    assert "traced" not in set(table["status"])
+    assert (table.loc["encoder/block/dense", "macs"],
+            table.loc["encoder/block/dense", "flops"]) == (60, 2 * 60 + 12)
     macs_only = modelstats.count_flops(_one_layer(keras, layers["Encoder"](), (4, 5)),
                                        convention="macs_only")
     assert int(macs_only["flops"].sum()) == 2 * 60
+
+
+def test_a_constant_output_nobody_reads_is_left_out(keras):
+    """keras-hub's DeiT encoder returns (hidden states, ops.empty(...), ops.empty(...)) and
+    the backbone reads only the first: the empty tensors, computed from shapes alone, have
+    no node, and the encoder is traced. When the model reads such an output, the call is
+    kept whole instead (counted from its TensorFlow graph): no node of the trace stands for
+    it. Dense(3) on 4 x 5: 60 MACs either way."""
+
+    class WithEmpties(keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.dense = keras.layers.Dense(3, name="dense")
+
+        def call(self, x):
+            return self.dense(x), keras.ops.zeros((0, 4, 3))
+
+    x = keras.Input((4, 5), name="x")
+    y, _ = WithEmpties(name="block")(x)
+    table = _count(keras.Model(x, y))
+    assert "traced" not in set(table["status"])
+    assert table.loc["block/dense", "macs"] == 60
+
+    x = keras.Input((4, 5), name="x")
+    y, empty = WithEmpties(name="block")(x)
+    table = _count(keras.Model(x, [y, empty]))
+    assert table.loc["block", "status"] == "traced"
+    assert "computed from weights or shapes alone, and the model reads it" in \
+        table.loc["block", "note"]
+    assert table.loc["block", "macs"] == 60
 
 
 def test_a_loop_with_a_static_trip_count(keras, layers):

@@ -42,7 +42,7 @@ MACS_NOT_YET: set = set()
 # Where modelstats and the JAX trace count differently by convention, the exact difference
 # is asserted: tests/oracles/hub_models.py holds it, with the arithmetic.
 EXPLAINED_DIFFERENCES = hub_models.EXPLAINED_DIFFERENCES
-# Some node is still reported ``unsupported``: none. DeiT, GPT-2 and BERT have calls that
+# Some node is still reported ``unsupported``: none. GPT-2 and BERT have calls that
 # Keras symbolic tensors refuse, counted from their TensorFlow graphs instead
 # (modelstats.backend_trace).
 UNSUPPORTED_NOT_YET: set = set()

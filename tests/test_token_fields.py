@@ -507,9 +507,12 @@ def test_hub_mit_spatial_reduction_keeps_the_field():
     rows = report.layers
     field = lambda node: (lambda rf: (rf.status, rf.size, rf.stride, rf.padding))(
         report.receptive_field(node))
-    attention = "hierarchical_encoder_0_0/seg_former_multihead_attention/"
-    # Its sublayers have Keras' process-wide generated names (conv2d_1, dense_3): found by
-    # type. In graph order its Dense layers are the query, the keys and values, the output.
+    # The attention and its sublayers have Keras' process-wide generated names
+    # (seg_former_multihead_attention_2, conv2d_1, dense_3): found by type. In graph order
+    # its Dense layers are the query, the keys and values, the output.
+    block = "hierarchical_encoder_0_0/"
+    attention = next(n for n in rows.index if n.startswith(block + "seg_former_multihead"))
+    attention = block + attention[len(block):].split("/")[0] + "/"
     inside = rows[rows.index.str.startswith(attention)]
     (reduction,) = inside.index[inside["type"] == "Conv2D"]
     output_projection = inside.index[inside["type"] == "Dense"][-1]
@@ -523,3 +526,21 @@ def test_hub_mit_spatial_reduction_keeps_the_field():
     assert not rows["rf_status"].isin(["unknown", "unsupported"]).any()
     broken = rows.index[rows["rf_status"] == "broken"]
     assert all("seg_former_multihead_attention" in node for node in broken)
+
+
+def test_hub_deit_is_traced_through_its_blocks_none_outputs():
+    """keras-hub DeiTBackbone at 32 x 32 with 8-pixel patches. Its encoder blocks return
+    (x, None) and its encoder (x, empty, empty); both used to stop the trace (the encoder was
+    one node counted from its TensorFlow graph, with no field). Now: patch tokens 8 x 8 with
+    stride 8 on a 4 x 4 grid behind the class and distillation tokens (prefix 2), attention
+    global, the final norm each patch's field plus the whole image."""
+    pytest.importorskip("keras_hub")
+    report = _analyze_hub("hub_deit")
+    rows = report.layers
+    assert "traced" not in set(rows["status"])
+    tokens = report.receptive_field("deit_patching_and_embedding/concatenate")
+    assert (tokens.size, tokens.stride, tokens.tokens.grid, tokens.tokens.prefix) == \
+        ((8, 8), (8, 8), (4, 4), 2)
+    assert rows.loc["deit_encoder/transformer_block_1/mha", "rf_status"] == "global"
+    last = report.receptive_field("deit_encoder/ln")
+    assert (last.status, last.size, last.global_context) == ("spatial", (8, 8), True)
