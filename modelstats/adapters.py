@@ -234,10 +234,11 @@ class Keras3Adapter:
     # -- tracing ----------------------------------------------------------------------------
     def trace_call(self, node: Any, like: Optional[list] = None, keep_leading: bool = False,
                    traceable: Optional[Any] = None, pretraced: Optional[dict] = None) -> Any:
-        """The Functional of what one call of a layer does inside: its ``call`` run on fresh
-        symbolic inputs of the node's shapes (or of the tensors ``like``) records every
-        sublayer call and ``keras.ops`` call as Keras nodes. Raises whatever the call raises
-        on symbolic tensors.
+        """What one call of a layer does inside (a :class:`TracedCall`, read as a Functional
+        is): its ``call`` run on fresh symbolic inputs of the node's shapes (or of the tensors
+        ``like``) records every sublayer call and ``keras.ops`` call as Keras nodes. Raises
+        whatever the call raises on symbolic tensors, and :class:`ConstantOutputs` when it
+        returns no symbolic tensor.
 
         The model's batch axis becomes 1, not None: layers written for real tensors compute
         with the batch size (``ops.reshape(x, [ops.shape(x)[0], -1, c])``), which a None
@@ -267,7 +268,7 @@ class Keras3Adapter:
     def _trace(self, operation: Any, tensors: list, shapes: list, dtypes: list,
                fill_in: Any, pretrace: "_Pretrace", outermost: bool = True) -> Any:
         """Run ``operation.call`` on new symbolic inputs (``tensors`` replaced through
-        ``fill_in``) and return the Functional of what it did."""
+        ``fill_in``): the :class:`TracedCall` of what it did, and its outputs as returned."""
         keras = self.keras
         inputs = [keras.Input(batch_shape=shape, dtype=dtype)
                   for shape, dtype in zip(shapes, dtypes)]
@@ -353,24 +354,6 @@ class ConstantOutputs(Exception):
     table to the sequence length). What it computed from the weights ran eagerly, unseen, so
     its work is read from its backend trace instead (a product of two weights is work at every
     call, where a compiler folds one of constants)."""
-
-
-def _fresh_tensor(keras: Any) -> Any:
-    """A function giving, for a symbolic or constant tensor, a new symbolic one of its shape
-    and dtype without history (what a ``compute_output_spec`` returns), and any other value
-    as it is."""
-    def fresh(value: Any) -> Any:
-        if isinstance(value, keras.KerasTensor):
-            return keras.KerasTensor(value.shape, dtype=value.dtype, sparse=value.sparse)
-        if keras.ops.is_tensor(value):  # a constant output: a symbolic tensor, as Keras gives
-            return keras.KerasTensor(value.shape, dtype=keras.backend.standardize_dtype(
-                value.dtype))
-        return value
-
-    return fresh
-
-
-_OWN = object()  # marks a layer whose compute_output_spec is its class's
 
 
 class TracedCall:
@@ -460,10 +443,12 @@ def _complete_sublayer_specs(operation: Any, keras: Any, pretrace: _Pretrace):
       shape is fixed when it is built, on a ``None`` sequence length; a later
       ``ops.reshape(y, ops.shape(y))`` would bake that ``None`` into the trace).
 
-    In the last two cases the outputs are found by running ``call`` on backend symbolic
-    tensors, which is what Keras does for a layer without its own shape inference. Set on the
-    instances (their ``__dict__`` shadows the class method) and removed afterwards: no class
-    is patched.
+    In the last two cases the outputs are found by running ``call`` on the symbolic tensors
+    themselves, else on backend symbolic tensors (what Keras does for a layer without its own
+    shape inference). Set on the instances (their ``__dict__`` shadows the class method) and
+    removed afterwards: no layer class is patched. One name in Keras' layer module is, for the
+    time of the trace: the class of the record of a symbolic call, so that it accepts a None
+    output (below).
     """
     from keras.src.backend import compute_output_spec
 

@@ -248,6 +248,8 @@ class Propagation:
         """Follow attention masks: what depends on another model input than the field's
         (``from_other_input``), and the broken states (attention scores) such a tensor was
         merged into, and what is computed from those (``masked_by``)."""
+        if state.status not in (UNRELATED, BROKEN):
+            return
         sources = [self.states[src] for src, _ in self.graph.nodes[node_id]["inputs"]]
         if state.status == UNRELATED:
             state.from_other_input = model_input or any(s.from_other_input for s in sources)
