@@ -299,24 +299,23 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(ROOT))
     from tests.oracles.hub_models import MODELS
 
-    third_party = []
-    for name in (() if args.quick else MODELS):
-        row = bench_third_party(name, args.repeats)
-        if row is None:
-            print(f"{name:>14}: skipped (its package is not installed)", flush=True)
-            continue
-        third_party.append(row)
-        print(f"{name:>14}: build {ms(row['build'])} ms, analyze {ms(row['analyze'])} ms",
-              flush=True)
-    published = []
-    for name in (() if args.quick else PUBLISHED):
-        row = bench_published(name, repeats=3)
-        if row is None:
-            print(f"{name:>14}: skipped (its package is not installed)", flush=True)
-            continue
-        published.append(row)
-        print(f"{name:>14}: build {row['build']:.2f} s, analyze {row['analyze']:.3f} s",
-              flush=True)
+    def measured(names, bench, line) -> list[dict]:
+        rows = []
+        for name in () if args.quick else names:
+            row = bench(name)
+            if row is None:
+                print(f"{name:>14}: skipped (its package is not installed)", flush=True)
+                continue
+            rows.append(row)
+            print(f"{name:>14}: {line(row)}", flush=True)
+        return rows
+
+    third_party = measured(
+        MODELS, lambda name: bench_third_party(name, args.repeats),
+        lambda row: f"build {ms(row['build'])} ms, analyze {ms(row['analyze'])} ms")
+    published = measured(
+        PUBLISHED, lambda name: bench_published(name, repeats=3),
+        lambda row: f"build {row['build']:.2f} s, analyze {row['analyze']:.3f} s")
     # keras-hub's imports raise the recursion limit; the scaling rows are measured at the
     # default one
     sys.setrecursionlimit(DEFAULT_RECURSION_LIMIT)
