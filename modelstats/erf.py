@@ -252,7 +252,9 @@ def effective_receptive_field(
     images : array-like, optional
         Input images, ``(N, *input shape)`` (or one image without the batch axis), in the value
         range the model expects. Default: ``n_images`` images of independent standard normal
-        pixels.
+        pixels. For a text model (an input of token ids looked up by an Embedding): token ids,
+        by default uniform over the vocabulary; the map is then taken at the looked-up vectors
+        (token ids have no gradient), one value per token position.
     n_images : int, default 32
         How many random images to draw when ``images`` is None.
     position : int or tuple of int, optional
@@ -313,7 +315,8 @@ def effective_receptive_field(
         batch = np.asarray(images)
         if model_shape is not None and batch.ndim == len(model_shape):
             batch = batch[None]  # one image
-        if batch.ndim < 3 or len(batch) == 0:
+        rank = 3 if model_shape is None else len(model_shape) + 1  # (token ids: (N, T))
+        if batch.ndim < rank or len(batch) == 0:
             raise ShapeError(
                 "images must be an array (N, *input shape) of at least one image. Received an "
                 f"array of shape {batch.shape}."
@@ -341,11 +344,13 @@ def effective_receptive_field(
     position = _position(position, tuple(out_shape[a] for a in out_axes), node)
     box = field.box(position, clip=True)
 
+    probe, vocabulary = _token_embedding(graph, input_node)
     if batch is None:
         if not (isinstance(n_images, int) and n_images >= 1):
             raise OptionError(f"n_images must be a positive int. Received: {n_images!r}")
         rng = np.random.default_rng(seed)
-        batch = rng.standard_normal((n_images, *shape))
+        batch = rng.standard_normal((n_images, *shape)) if probe is None else \
+            rng.integers(0, vocabulary, (n_images, *shape))
     elif tuple(batch.shape[1:]) != tuple(shape):
         raise ShapeError(
             f"images must have the model input's shape {tuple(shape)} after the batch axis. "
@@ -368,11 +373,14 @@ def effective_receptive_field(
         batch_size = _auto_batch_size(graph, node)
 
     in_axes = graph.nodes[input_node]["spatial_axes"]
-    channel_axes = tuple(a + 1 for a in range(len(shape)) if a not in in_axes)
+    # the axes summed: the channels of what is differentiated (the token vectors' for ids)
+    start = probe or input_node
+    channel_axes = tuple(a + 1 for a in range(len(graph.nodes[start]["output_shapes"][0]))
+                         if a not in graph.nodes[start]["spatial_axes"])
     # The unit of every image at once: batch and channels sliced whole, the position fixed.
     index = (slice(None), *(position[out_axes.index(a)] if a in out_axes else slice(None)
                             for a in range(len(out_shape))))
-    run = _Runner(graph, adapter, input_node, node, index)
+    run = _Runner(graph, adapter, input_node, node, index, probe)
     gradient = _gradient_function(adapter, run, graph, traced=len(batch) > batch_size)
 
     total = np.zeros(tuple(shape[a] for a in in_axes), dtype="float64")
@@ -395,6 +403,28 @@ def effective_receptive_field(
             "values) and the weights."
         )
     return EffectiveReceptiveField(total / kept, node, position, field, box, kept, dropped)
+
+
+def _token_embedding(graph: nx.DiGraph, input_node: str) -> tuple[Optional[str], int]:
+    """For an input of token ids: the Embedding node that looks them up (the largest
+    vocabulary, as for the field) and its vocabulary size; ``(None, 0)`` for any other input.
+    Raises when integer ids reach no Embedding: nothing there can be differentiated."""
+    from modelstats.adapters import is_embedding
+
+    data = graph.nodes[input_node]
+    dtype = data["dtype"] or "float32"
+    if not (dtype.startswith(("int", "uint")) or dtype == "bool"):
+        return None, 0
+    lookups = [(getattr(graph.nodes[n]["operation"], "input_dim", 0) or 0, n)
+               for n in graph.successors(input_node)
+               if is_embedding(graph.nodes[n]["operation"])]
+    if not lookups:
+        raise ModelStatsError(
+            f"The model input '{input_node}' holds {dtype} values and no Embedding looks them "
+            "up: there is nothing to differentiate. The effective receptive field needs a "
+            "float input, or token ids read by an Embedding.")
+    vocabulary, node = max(lookups, key=lambda lookup: lookup[0])
+    return node, vocabulary
 
 
 def _model_input_shape(model: Any) -> Optional[tuple]:
@@ -472,18 +502,31 @@ class _Runner:
     """
 
     def __init__(self, graph: nx.DiGraph, adapter: Any, input_node: str, node: str,
-                 index: tuple) -> None:
+                 index: tuple, probe: Optional[str] = None) -> None:
         needed = nx.ancestors(graph, node) | {node}
         self.steps = [(n, graph.nodes[n]) for n in graph.nodes if n in needed]
         self.adapter = adapter
         self.input_node = input_node
         self.node = node
         self.index = index
+        # Token ids cannot be differentiated: the map is taken at the output of their
+        # Embedding (the probe), which keeps every position; the ids still feed the rest.
+        self.probe = probe
 
-    def output(self, x: Any) -> Any:
-        values: dict = {(self.input_node, 0): x}
+    def start(self, inputs: Any) -> tuple:
+        """``(what to differentiate, the model input)``: the images twice, or the looked-up
+        vectors of the token ids and the ids."""
+        if self.probe is None:
+            return inputs, inputs
+        data = dict(self.steps)[self.probe]
+        return self.adapter.call_node(data["keras_node"], [inputs], training=False)[0], inputs
+
+    def output(self, x: Any, inputs: Any = None) -> Any:
+        values: dict = {(self.input_node, 0): x if self.probe is None else inputs}
+        if self.probe is not None:
+            values[(self.probe, 0)] = x
         for node_id, data in self.steps:
-            if node_id == self.input_node:
+            if node_id in (self.input_node, self.probe):
                 continue
             inputs = [values[source] for source in data["inputs"]]
             if self.adapter.is_input(data["keras_node"]):
@@ -494,12 +537,12 @@ class _Runner:
                 values[(node_id, i)] = value
         return values[(self.node, 0)]
 
-    def unit(self, x: Any) -> tuple:
+    def unit(self, x: Any, inputs: Any = None) -> tuple:
         """The unit summed over the batch, and its value per image. Each image's unit depends
         on that image only, so the gradient of the sum holds every image's gradient."""
         import keras
 
-        units = self.output(x)[self.index]
+        units = self.output(x, inputs)[self.index]
         per_image = keras.ops.sum(keras.ops.reshape(units, (keras.ops.shape(units)[0], -1)),
                                   axis=1)
         return keras.ops.sum(per_image), per_image
@@ -517,23 +560,28 @@ def _gradient_function(adapter: Any, run: _Runner, graph: nx.DiGraph, traced: bo
         import tensorflow as tf
 
         channels_first = any(d.get("data_format") == "channels_first" for _, d in run.steps)
-        shape = graph.nodes[run.input_node]["output_shapes"][0]
-        dtype = graph.nodes[run.input_node]["dtype"] or "float32"
+        start = run.probe or run.input_node
+        shape = graph.nodes[start]["output_shapes"][0]
+        dtype = graph.nodes[start]["dtype"] or "float32"
+        inputs_shape = graph.nodes[run.input_node]["output_shapes"][0]
+        inputs_dtype = graph.nodes[run.input_node]["dtype"] or "float32"
 
-        def differentiate(x: Any) -> tuple:
+        def differentiate(x: Any, inputs: Any) -> tuple:
             with tf.GradientTape() as tape:
                 tape.watch(x)
-                unit, units = run.unit(x)
+                unit, units = run.unit(x, inputs)
             grads = tape.gradient(unit, x)
             return (tf.zeros_like(x) if grads is None else grads), units
 
         if traced:  # one trace for every batch size
-            differentiate = tf.function(
-                differentiate, input_signature=[tf.TensorSpec((None, *shape), dtype)])
+            differentiate = tf.function(differentiate, input_signature=[
+                tf.TensorSpec((None, *shape), dtype),
+                tf.TensorSpec((None, *inputs_shape), inputs_dtype)])
 
         def gradient(images: np.ndarray, batch_size: int) -> tuple:
             try:
-                grads, units = differentiate(tf.convert_to_tensor(images))
+                x, inputs = run.start(tf.convert_to_tensor(images))
+                grads, units = differentiate(x, inputs)
                 return grads.numpy(), units.numpy()
             except tf.errors.OpError as exc:
                 if channels_first:
@@ -557,7 +605,7 @@ def _gradient_function(adapter: Any, run: _Runner, graph: nx.DiGraph, traced: bo
             n = len(images)
             if traced and n < batch_size:
                 images = np.concatenate([images, np.repeat(images[:1], batch_size - n, 0)])
-            grads, units = differentiate(images)
+            grads, units = differentiate(*run.start(images))
             return np.asarray(grads)[:n], np.asarray(units)[:n]
 
         return gradient

@@ -433,3 +433,35 @@ def test_a_traced_class_token_runs_one_image_at_a_time(keras):
     with pytest.raises(modelstats.OptionError, match=r"'cls/.*traced call.*batch_size=1"):
         modelstats.effective_receptive_field(model, "mix", images=images, position=(6,),
                                              batch_size=2)
+
+
+def _text_cnn(keras):
+    L = keras.layers
+    ids = keras.Input((12,), dtype="int32", name="ids")
+    x = L.Embedding(50, 1, embeddings_initializer="ones", name="embedding")(ids)
+    x = L.Conv1D(1, 3, padding="same", use_bias=False, kernel_initializer="ones",
+                 name="c1")(x)
+    x = L.Conv1D(1, 3, dilation_rate=2, use_bias=False, kernel_initializer="ones",
+                 name="c2")(x)
+    return keras.Model(ids, x)
+
+
+def test_a_text_model_map_is_taken_at_the_token_vectors(keras):
+    """Token ids have no gradient, so the map is |d unit / d looked-up vector|, one value per
+    token position (it was all zeros, silently). c2[4] = c1[4] + c1[6] + c1[8], each c1 three
+    neighbours of ones: tokens 3..9 counted 1, 1, 2, 1, 2, 1, 1 times, whatever the ids. The
+    field: r 3 + 2*2 = 7, p 1, so unit 4 sees tokens 3 to 9: the map's support."""
+    erf = modelstats.effective_receptive_field(_text_cnn(keras), "c2", n_images=3)
+    assert erf.position == (4,) and erf.box == ((3, 9),)
+    np.testing.assert_array_equal(erf.map, [0, 0, 0, 1, 1, 2, 1, 2, 1, 1, 0, 0])
+    given = np.array([[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]])
+    np.testing.assert_array_equal(
+        modelstats.effective_receptive_field(_text_cnn(keras), "c2", images=given).map,
+        erf.map)
+
+
+def test_integer_input_without_an_embedding_is_refused(keras):
+    x = keras.Input((6, 2), dtype="int32", name="x")
+    y = keras.layers.Conv1D(1, 3, name="conv")(keras.ops.cast(x, "float32"))
+    with pytest.raises(ModelStatsError, match="no Embedding looks them up"):
+        modelstats.effective_receptive_field(keras.Model(x, y), "conv")
