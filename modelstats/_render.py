@@ -291,16 +291,24 @@ def draw_cost(ax, values: Sequence[float], column: str, names: Sequence[str],
     return ax
 
 
+def field_unit(graph: Any, rf_input: Optional[str]) -> str:
+    """What a field is counted in: ``"tokens"`` when it is measured on token ids (a text
+    model's input, read by an Embedding), ``"px"`` otherwise."""
+    dtype = (graph.nodes[rf_input]["dtype"] or "") if rf_input in graph else ""
+    return "tokens" if dtype.startswith(("int", "uint")) or dtype == "bool" else "px"
+
+
 def draw_field_growth(ax, sizes: Sequence[float], strides: Sequence[float], names: Sequence[str],
                       stages: Sequence[tuple[int, Any]], input_size: Optional[int],
-                      axis: str = "x"):
+                      axis: str = "x", unit: str = "px"):
     """Receptive-field size and stride along one axis through the network (log scale), with the
     input size (a dotted line, ``gid="input-size"``), the first layer whose field is wider than
-    the input (``gid="exceeds"``) and the start of each stride stage (``gid="stage"``)."""
+    the input (``gid="exceeds"``) and the start of each stride stage (``gid="stage"``).
+    ``unit``: what sizes are counted in (``px``, ``tokens``)."""
     positions = list(range(len(sizes)))
-    ax.plot(positions, sizes, color="tab:blue", label="field size (px)", gid="size")
+    ax.plot(positions, sizes, color="tab:blue", label=f"field size ({unit})", gid="size")
     ax.plot(positions, strides, color="tab:orange", drawstyle="steps-post",
-            label="stride (px between neighbouring units)", gid="stride")
+            label=f"stride ({unit} between neighbouring units)", gid="stride")
     ax.set_yscale("log")
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
@@ -313,7 +321,7 @@ def draw_field_growth(ax, sizes: Sequence[float], strides: Sequence[float], name
                 fontsize=7, rotation=90, va="top", ha="right", color="0.35", gid="stage-label")
     if input_size:
         ax.axhline(input_size, color="black", linestyle=":", linewidth=1, gid="input-size",
-                   label=f"input size ({input_size} px)")
+                   label=f"input size ({input_size} {unit})")
         wider = next((i for i, s in enumerate(sizes) if not is_missing(s) and s > input_size),
                      None)
         if wider is not None:

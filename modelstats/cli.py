@@ -212,7 +212,8 @@ def _render_table(report, rows, per_node: bool = True) -> str:
     """A plain-text summary: totals, the receptive field of the last feature map, and the rows
     with the schema's ``in_cli_table`` columns (for a per-block or per-type view, ``nodes``,
     the summed ones and ``unsupported``)."""
-    from modelstats._render import PARTIAL_NOTE, last_feature_map, per_axis, summary_rows, view_rows
+    from modelstats._render import (PARTIAL_NOTE, field_unit, last_feature_map, per_axis,
+                                    summary_rows, view_rows)
 
     t = report.totals
     lines = [f"{report.graph.graph.get('name', 'model')}: {len(report.layers)} nodes"]
@@ -232,9 +233,10 @@ def _render_table(report, rows, per_node: bool = True) -> str:
     last = last_feature_map(report.layers)
     if last is not None:
         row = report.layers.loc[last]
+        unit = field_unit(report.graph, report.totals.get("rf_input"))
         lines.append(
             f"  receptive field of the last feature map '{last}': "
-            f"{per_axis(row, 'size', axes)} px, stride {per_axis(row, 'stride', axes)}, "
+            f"{per_axis(row, 'size', axes)} {unit}, stride {per_axis(row, 'stride', axes)}, "
             f"padding {per_axis(row, 'padding', axes)}"
         )
     lines.append("")

@@ -23,6 +23,7 @@ from modelstats._render import (
     draw_cost,
     draw_field_box,
     draw_field_growth,
+    field_unit,
     is_missing as _missing,
     pipe_table,
     pyplot,
@@ -789,7 +790,8 @@ class Report:
             [float("nan") if _missing(v) else float(v)
              for v in self.layers[f"rf_stride_{axes[-1]}"]],
             short_names(list(self.layers.index)), self._stages(),
-            size[-1] if size else None, axes[-1])
+            size[-1] if size else None, axes[-1],
+            field_unit(self.graph, self.totals.get("rf_input")))
 
     def _plot_field_box(self, ax, layer: str, unit, image):
         node = find_node(self.graph, layer)

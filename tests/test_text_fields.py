@@ -179,3 +179,15 @@ def test_keras_hub_text_backbones_have_token_fields(name):
     assert len(unknown) > 0
     first = report.receptive_field(unknown.index[0]).note
     assert "mask" in first, first
+
+
+def test_the_command_line_counts_a_text_field_in_tokens(tmp_path, capsys):
+    """The text CNN's last feature map: 7 tokens (an image's would be in px)."""
+    from modelstats.cli import main
+
+    path = tmp_path / "text.keras"
+    _text_cnn().save(path)
+    assert main([str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "receptive field of the last feature map 'conv2': 7 tokens, stride 1, padding 1" \
+        in out
