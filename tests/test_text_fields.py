@@ -191,3 +191,43 @@ def test_the_command_line_counts_a_text_field_in_tokens(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "receptive field of the last feature map 'conv2': 7 tokens, stride 1, padding 1" \
         in out
+
+
+def test_a_text_model_costs_as_a_formula_of_its_length():
+    """Token ids of any length T: Embedding 0; Conv1D k=3 8 -> 8: 3*8*8 = 192 T; attention,
+    2 heads of 4 on 8 features: projections q, k, v 3 * 8*8 = 192 T and output 8*8 = 64 T,
+    scores and weighted sum 2 heads * T*T * 4 * 2 = 16 T^2. Total 16 T^2 + 448 T, equal to
+    the count at T = 16 (4,096 + 7,168 = 11,264)."""
+    import sympy
+
+    ids = keras.Input((None,), dtype="int32", name="ids")
+    x = L.Embedding(50, 8, name="embedding")(ids)
+    x = L.Conv1D(8, 3, padding="same", name="conv")(x)
+    model = keras.Model(ids, L.MultiHeadAttention(2, 4, name="mha")(x, x))
+    report = modelstats.analyze(model, input_shape=("T",))
+    T = sympy.Symbol("T", positive=True, integer=True)
+    assert sympy.expand(report.totals["macs"] - (16 * T**2 + 448 * T)) == 0
+    assert report.at(T=16).totals["macs"] == 11_264 == \
+        modelstats.analyze(model, input_shape=(16,)).totals["macs"]
+
+
+def test_keras_hub_gpt2_costs_as_a_formula_of_its_length():
+    """GPT-2, 2 layers of hidden 64, 2 heads of 32, MLP 128: per token and layer q, k, v
+    3 * 64*64, output 64*64, MLP 2 * 64*128, 32,768; attention 2 heads * T^2 * 32 * 2 =
+    128 T^2 a layer. 256 T^2 + 65,536 T: at 16 tokens the JAX oracle's 1,114,112.
+
+    Its PositionEmbedding is counted from a backend trace, at concrete sizes only: in the
+    formula it is unsupported, and the totals say partial (it adds no MAC at 16 tokens)."""
+    pytest.importorskip("keras_hub")
+    import sympy
+
+    from tests.oracles.hub_models import MODELS
+
+    with pytest.warns(modelstats.UnsupportedLayerWarning, match="PositionEmbedding"):
+        report = modelstats.analyze(
+            MODELS["hub_gpt2"](), input_shape={"token_ids": ("T",), "padding_mask": ("T",)})
+    assert report.totals["partial"]
+    T = sympy.Symbol("T", positive=True, integer=True)
+    assert sympy.expand(report.totals["macs"] - (256 * T**2 + 65_536 * T)) == 0
+    at_16 = report.at(T=16)
+    assert at_16.totals["macs"] == 1_114_112 and not at_16.totals["partial"]
