@@ -98,15 +98,17 @@ class _State:
 class ReceptiveField:
     """Receptive field of one node's output relative to one model input.
 
-    Per spatial axis: ``size`` r (input pixels one unit can see), ``stride`` j (input pixels
-    between neighbouring units) and ``padding`` p (how far the field of unit 0 starts before
-    pixel 0; None where it depends on an unknown input size). Unit ``u`` sees
+    Per spatial axis (for token ids, their positions: sizes in tokens): ``size`` r (input
+    pixels one unit can see), ``stride`` j (input pixels between neighbouring units) and
+    ``padding`` p (how far the field of unit 0 starts before pixel 0; None where it depends on
+    an unknown input size). Unit ``u`` sees
     ``[u*j - p, u*j - p + r - 1]``. Values are ints, or Fractions after upsampling.
 
     ``status`` is ``spatial`` for a field with these numbers, ``global`` when every unit sees
     the whole input, ``broken`` when spatial correspondence was rearranged (Reshape, Permute,
     Flatten), ``unsupported``/``unknown`` when a layer on the way has no rule or an unknown size
-    (or a merge joins a path that cannot be mapped: never the field of the other paths alone),
+    (or a merge joins a path that cannot be mapped: never the field of the other paths alone;
+    or attention under a causal or attention mask, which modelstats does not read),
     ``unrelated`` when the node does not depend on the input. ``aligned`` is False for a merge
     of misaligned paths and everything downstream; ``global_context`` is True when a global
     path (e.g. squeeze-and-excitation, or attention added back onto its tokens) was merged in.
