@@ -733,6 +733,17 @@ def attention_masks(layer: Any) -> Optional[str]:
     return None
 
 
+def attention_mask_argument(layer: Any, node: Any) -> tuple[bool, Optional[int]]:
+    """For one call of an attention layer: whether it passed ``use_causal_mask=True``, and the
+    position of its ``attention_mask`` tensor among the call's input tensors (None without
+    one)."""
+    arguments = getattr(node, "arguments", None)
+    kwargs = arguments.kwargs if arguments is not None else getattr(node, "call_kwargs", {})
+    names = argument_names(layer, node) or []
+    position = names.index("attention_mask") if "attention_mask" in names else None
+    return (kwargs or {}).get("use_causal_mask") is True, position
+
+
 def call_arguments_of(op: Any) -> Optional[tuple]:
     """The positional arguments of a ``keras.ops`` operation's call (an instance is made
     per call; a model called again calls it again with the same arguments). None when the

@@ -376,10 +376,11 @@ class Geometry:
                     (a class token concatenated in front of patch tokens);
       ``pick``      an integer ``index`` taken on every spatial axis (``x[:, 0]``): no
                     position is left;
-      ``masked``    attention under a mask it is given (``attention_mask``, a causal mask):
-                    each query sees the positions its mask allows, all of them or (causal)
-                    those before it; modelstats does not read masks, so the field is unknown
-                    from there on, with ``note`` saying why;
+      ``masked``    attention under a mask it may be given (``attention_mask``, a causal
+                    mask): each query sees the positions its mask allows. The propagation
+                    reads the call's mask on a full-length input (modelstats.masks): global
+                    when it allows every key, unknown otherwise (causal: the positions up to
+                    t), with ``note`` saying why;
       ``product``   a product of tensors (matmul, einsum, Dot): per graph input, the axes it
                     sums over (``contracted``) and where its other axes go (``axis_map``).
                     Summing over every token makes each output global; a product of two

@@ -53,6 +53,10 @@ class MultipleSpatialInputsWarning(UserWarning):
     """``analyze`` measured receptive fields from the first of several image-like inputs."""
 
 
+CAUSAL_NOTE = ("a causal mask: position t sees positions up to t, a field that grows with t "
+               "(no fixed size)")
+
+
 def axis_names(n_axes: int) -> tuple[str, ...]:
     """Names of the spatial axes: ``x`` for 1-D, ``y, x`` for 2-D, ``z, y, x`` for 3-D."""
     return ("z", "y", "x")[3 - n_axes:] if n_axes <= 3 else tuple(f"a{i}" for i in range(n_axes))
@@ -85,10 +89,10 @@ class _State:
     # token grid lies (q, k, v of a traced attention, split into heads and transposed).
     # A product summing over such an axis sees every token: global.
     token_axes: tuple = ()
-    # For a broken state: the node of a mask merged into it (attention scores plus a mask, a
-    # masked softmax). A product of such weights summing over every token is not global but
-    # what the mask allows (causal: the positions before), which is not read: unknown.
-    masked_by: str = ""
+    # For a broken state: (node, output index) of a mask merged into it (attention scores
+    # plus a mask, a masked softmax). A product of such weights summing over every token sees
+    # what the mask allows (causal: the positions before), read by modelstats.masks.
+    masked_by: tuple = ()
     # For an unrelated state: it depends on another model input (a padding mask), so merged
     # into attention scores it is a mask, not a bias learned in weights.
     from_other_input: bool = False
@@ -239,6 +243,7 @@ class Propagation:
         self.n_axes = len(graph.nodes[input_node]["spatial_axes"])
         self.order = {node: i for i, node in enumerate(graph.nodes)}
         self.states: dict[str, _State] = {}
+        self.mask_kinds: dict[tuple, Optional[str]] = {}  # (node, output index) -> kind
         model_inputs = set(graph.graph.get("inputs", ()))
         for node_id in graph.nodes:
             state = self._state(node_id)
@@ -256,11 +261,12 @@ class Propagation:
         if state.status == UNRELATED:
             state.from_other_input = model_input or any(s.from_other_input for s in sources)
         elif state.status == BROKEN:
-            state.masked_by = next((s.masked_by for s in sources if s.masked_by), "")
+            state.masked_by = next((s.masked_by for s in sources if s.masked_by), ())
             if not state.masked_by and any(s.status == BROKEN for s in sources):
                 state.masked_by = next(
-                    (src for (src, _), s in zip(self.graph.nodes[node_id]["inputs"], sources)
-                     if s.status == UNRELATED and s.from_other_input), "")
+                    (tuple(source) for source, s in zip(self.graph.nodes[node_id]["inputs"],
+                                                        sources)
+                     if s.status == UNRELATED and s.from_other_input), ())
 
     def _geometry(self, node_id: str, data: dict) -> Geometry:
         inputs = data["inputs"]
@@ -289,7 +295,7 @@ class Propagation:
         if blind:
             return _State(UNKNOWN, note=f"downstream of '{blind[0]}', which has no field")
         if geometry.kind == "masked":
-            return _State(UNKNOWN, note=geometry.note)
+            return self._masked_attention(data, geometry)
         if geometry.kind == "product":
             product = self._product(data, geometry)
             if product is not None:
@@ -365,6 +371,41 @@ class Propagation:
         state.padding = tuple(c[2] for c in composed)
         return state
 
+    # -- attention masks, read on a full-length input (modelstats.masks) --------------------
+    def _mask_kind(self, source: tuple) -> Optional[str]:
+        from modelstats.masks import mask_kind, read_mask
+
+        if source not in self.mask_kinds:
+            self.mask_kinds[source] = mask_kind(read_mask(self.graph, *source))
+        return self.mask_kinds[source]
+
+    def _masked_attention(self, data: dict, geometry: Geometry) -> _State:
+        """An attention layer called with a causal mask or an ``attention_mask``: global when
+        this call's mask lets every query see every key of a full-length input, unknown
+        otherwise, with what the mask is."""
+        from modelstats.adapters import attention_mask_argument
+
+        causal, position = attention_mask_argument(data["operation"], data["keras_node"])
+        if causal:
+            return _State(UNKNOWN, note=f"attention under {CAUSAL_NOTE}")
+        if position is None or position >= len(data["inputs"]):
+            return _State(GLOBAL)  # this call passes no mask (another call of it does)
+        return self._under_mask(data["inputs"][position], geometry.note) or _State(GLOBAL, note=(
+            "attention under an attention_mask that lets every query see every key of a "
+            "full-length input"))
+
+    def _under_mask(self, source: tuple, note: str) -> Optional[_State]:
+        """None when the mask produced at ``source`` (node, output index) lets every query
+        see every key of a full-length input; else the unknown state, saying what it is."""
+        from modelstats.masks import ALL, CAUSAL
+
+        kind = self._mask_kind(source)
+        if kind == ALL:
+            return None
+        if kind == CAUSAL:
+            return _State(UNKNOWN, note=f"attention under '{source[0]}', {CAUSAL_NOTE}")
+        return _State(UNKNOWN, note=note)
+
     # -- products and the axes that hold every token ----------------------------------------
     def _token_axes(self, node_id: str) -> tuple:
         """Axes of ``node_id``'s output along which every token (every position) lies: the
@@ -425,13 +466,16 @@ class Propagation:
         masks = [state.masked_by for _, _, state in related if state.masked_by]
         for i, src, state in related:
             full = self._token_axes(src)
-            if set(full) & set(geometry.contracted[i]) and masks:
-                return _State(UNKNOWN, note=f"sums over every token of '{src}' with weights "
-                              f"under the mask '{masks[0]}': each position sees the positions "
-                              "the mask allows (with a causal mask, those before it), which "
-                              "modelstats does not read")
+            masked = masks and set(full) & set(geometry.contracted[i]) and self._under_mask(
+                masks[0], f"sums over every token of '{src}' with weights under the mask "
+                f"'{masks[0][0]}', which modelstats cannot read on a full-length input: each "
+                "position sees the positions the mask allows")
+            if masked:
+                return masked
             if set(full) & set(geometry.contracted[i]):
-                return _State(GLOBAL, note=f"sums over every token of '{src}'")
+                return _State(GLOBAL, note=f"sums over every token of '{src}'" + (
+                    f" (its mask '{masks[0][0]}' lets every query see every key of a "
+                    "full-length input)" if masks else ""))
             mapping = geometry.axis_map[i]
             carried |= {mapping[a] for a in full if a < len(mapping) and mapping[a] is not None}
         if len(related) == 1 and related[0][2].status == SPATIAL:

@@ -157,10 +157,15 @@ def test_a_traced_attention_under_a_mask_is_not_global(masked):
         assert rows.loc[product, "rf_status"] == "global"
 
 
-@pytest.mark.parametrize("name", ["hub_bert", "hub_gpt2"])
-def test_keras_hub_text_backbones_have_token_fields(name):
-    """The token embedding keeps each position (r 1); every attention of these backbones is
-    given an attention mask (GPT-2's is causal), so nothing after it is called global."""
+@pytest.mark.parametrize("name, first_attention, status, why", [
+    ("hub_bert", "transformer_layer_0/self_attention_layer", "global",
+     "lets every query see every key of a full-length input"),
+    ("hub_gpt2", "transformer_layer_0/self_attention", "unknown", "a causal mask"),
+])
+def test_keras_hub_text_backbones_have_token_fields(name, first_attention, status, why):
+    """The token embedding keeps each position (r 1). Every attention is given a mask built
+    from the padding mask: BERT's keeps every token of a full-length input (global), GPT-2's
+    adds a causal one (unknown: position t sees positions up to t)."""
     pytest.importorskip("keras_hub")
     from tests.oracles.hub_models import MODELS, input_shape_argument
 
@@ -174,11 +179,43 @@ def test_keras_hub_text_backbones_have_token_fields(name):
     field = report.receptive_field("token_embedding")
     assert (field.status, field.size, field.stride, field.padding) == \
         ("spatial", (1,), (1,), (0,))
-    assert not (rows["rf_status"] == "global").any()
-    unknown = rows[rows["rf_status"] == "unknown"]
-    assert len(unknown) > 0
-    first = report.receptive_field(unknown.index[0]).note
-    assert "mask" in first, first
+    attention = report.receptive_field(first_attention)
+    assert attention.status == status and why in attention.note, attention.note
+    if status == "unknown":
+        assert not (rows["rf_status"] == "global").any()
+
+
+def _padded_attention(causal, traced):
+    """Token ids and a padding mask (T,), as keras-hub takes them; the attention mask is
+    built inside from the padding mask, and with ``causal`` merged with a lower triangle."""
+    ids = keras.Input((6,), dtype="int32", name="ids")
+    padding = keras.Input((6,), dtype="int32", name="padding_mask")
+    x = L.Embedding(20, 4, name="embedding")(ids)
+    mask = ops.cast(ops.expand_dims(padding, 1) * ops.ones((1, 6, 1), "int32"), "bool")
+    if causal:
+        mask = ops.logical_and(mask, ops.cast(ops.tril(ops.ones((6, 6))), "bool"))
+    if traced:
+        out = MaskedSelfAttention(name="attention")([x, mask])
+    else:
+        out = L.MultiHeadAttention(2, 2, name="attention")(x, x, attention_mask=mask)
+    return keras.Model([ids, padding], out)
+
+
+@pytest.mark.parametrize("traced", [False, True])
+@pytest.mark.parametrize("causal", [False, True])
+def test_a_mask_built_from_the_padding_mask_is_read(causal, traced):
+    """The mask is read on a full-length input (the padding mask all ones): without the
+    causal part it lets every query see every key, so the attention is global, as keras-hub's
+    BERT; with it, unknown, its note naming the causal mask (position t sees up to t)."""
+    report = modelstats.analyze(_padded_attention(causal, traced), input="ids")
+    rows = report.layers
+    node = [n for n in rows.index if n.startswith("attention/matmul")][-1] if traced \
+        else "attention"
+    field = report.receptive_field(node)
+    if causal:
+        assert field.status == "unknown" and "a causal mask" in field.note, field.note
+    else:
+        assert field.status == "global", field.note
 
 
 def test_the_command_line_counts_a_text_field_in_tokens(tmp_path, capsys):

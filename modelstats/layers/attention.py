@@ -147,12 +147,12 @@ def additive_attention_cost(layer, input_shapes, output_shapes) -> Cost:
 def attention_geometry(layer, input_shapes, output_shapes) -> Geometry:
     """Global: every query attends to every key position. Unless a call passes a mask that
     can restrict that (``use_causal_mask=True``, an ``attention_mask``): then the field is
-    what the mask allows, which modelstats does not read."""
+    what the mask allows, which the propagation reads on a full-length input when it can."""
     mask = attention_masks(layer)
     if mask is None:
         return GLOBAL
     return Geometry("masked", note=f"attention under {mask}; each query sees the positions "
-                    "its mask allows, which modelstats does not read")
+                    "its mask allows, which modelstats cannot read on a full-length input")
 
 
 RULES.add(L.MultiHeadAttention, cost=multi_head_attention_cost, geometry=attention_geometry)
