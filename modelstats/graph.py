@@ -381,8 +381,9 @@ class _Walk:
         if functional is not None and scope.traced and not _fits(keras_node, functional,
                                                                  adapter):
             # Built for other sizes than a traced call gives it (kimm's RepVGG builds a
-            # branch on the padded size and calls it unpadded): its stored shapes are not
-            # this call's, so it is traced at the sizes it gets, as a custom layer is.
+            # branch on the padded size and calls it unpadded; ViTDet's MLP on None sizes):
+            # its stored shapes are not this call's, so it is traced at the sizes it gets, as
+            # a custom layer is.
             functional = None
         elif functional is not None:
             outer = _flat_outer_inputs(keras_node, functional, adapter)
@@ -593,13 +594,14 @@ def _walk(root: Any, adapter: Any, expand_nested: bool, registry: Any,
 
 
 def _fits(keras_node: Any, functional: Any, adapter: Any) -> bool:
-    """Whether a nested graph model's inputs take the shapes (without batch) this call gives
-    them (a None in the model takes any size)."""
+    """Whether a nested graph model inside a traced call was built for exactly the shapes
+    (without batch) the call gives it. Its nodes keep the shapes it was built with, so a size
+    it left None (keras-hub ViTDet's MLP, a Sequential built on ``(None, None, 64)``) would stay
+    unknown inside the trace, though the call knows it."""
     given = adapter.input_tensors(keras_node)
     if len(given) != len(functional.inputs):
         return True  # matched by name or structure: left to the expansion as before
-    return all(len(g.shape) == len(f.shape) and
-               all(d is None or d == e for d, e in zip(f.shape[1:], g.shape[1:]))
+    return all(tuple(f.shape[1:]) == tuple(g.shape[1:])
                for g, f in zip(given, functional.inputs))
 
 

@@ -106,3 +106,27 @@ def test_kimm_repvgg_has_fields_equal_to_the_gradient_support():
     assert box == ((1, 7), (5, 11))
     layer_output = model.get_layer("stages_0_0").output
     assert _gradient_support(model, layer_output, (1, 2), (32, 32, 3)) == box
+
+
+class NoneBuiltMlp(L.Layer):
+    """A Sequential built on a None length and called at a known one (keras-hub ViTDet's MLP):
+    expanded with its stored shapes its nodes kept the None, and counting refused them."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.mlp = keras.Sequential([L.Dense(8, name="up")], name="mlp")
+
+    def build(self, shape):
+        self.mlp.build((None, None, shape[-1]))
+
+    def call(self, x):
+        return self.mlp(x)
+
+
+def test_a_branch_built_on_unknown_sizes_is_traced_at_the_known_ones():
+    """6 tokens of 4 features through Dense(8): 6 * 4 * 8 = 192 MACs, output (6, 8)."""
+    x = keras.Input((6, 4), name="x")
+    table = modelstats.count_flops(keras.Model(x, NoneBuiltMlp(name="block")(x)), strict=True)
+    dense = table[table["type"] == "Dense"]
+    assert list(dense["macs"]) == [192]
+    assert list(map(str, dense["output_shape"])) == ["[[6, 8]]"]

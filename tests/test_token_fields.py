@@ -516,7 +516,9 @@ def test_hub_mit_spatial_reduction_keeps_the_field():
     inside = rows[rows.index.str.startswith(attention)]
     (reduction,) = inside.index[inside["type"] == "Conv2D"]
     output_projection = inside.index[inside["type"] == "Dense"][-1]
-    assert field("patch_and_embed_0/layer_normalization") == ("spatial", (7, 7), (4, 4), (3, 3))
+    embed = rows[rows.index.str.startswith("patch_and_embed_0/")]
+    (patch_norm,) = embed.index[embed["type"] == "LayerNormalization"]
+    assert field(patch_norm) == ("spatial", (7, 7), (4, 4), (3, 3))
     assert field(reduction) == ("spatial", (19, 19), (16, 16), (3, 3))
     assert rows.loc[output_projection, "rf_status"] == "global"
     assert field("output_level_0") == ("spatial", (15, 15), (4, 4), (7, 7))

@@ -19,7 +19,7 @@ from modelstats.formulas import dim_size, einsum_macs, numel
 from modelstats.geometry import BREAKS, GLOBAL, IDENTITY, Geometry, Window, reshape_axis_map
 from modelstats.layers._common import ACTIVATION_FLOPS, elementwise
 from modelstats.layers.reshaping import reshape_geometry
-from modelstats.registry import Cost, RuleSet, ZERO, input_spatial_axes
+from modelstats.registry import Cost, RuleSet, Unsupported, ZERO, input_spatial_axes
 
 RULES = RuleSet()
 
@@ -325,7 +325,12 @@ def _broadcast_pad(pad_width, rank: int) -> list:
 
 
 def matmul_cost(op, input_shapes, output_shapes) -> Cost:
-    # Batched matmul: one MAC per output element per contracted position.
+    # Batched matmul: one MAC per output element per contracted position, the last axis of
+    # the first operand (a weight's own shape when the first operand is one: W @ x).
+    args = call_arguments_of(op)
+    first = args[0] if args else None
+    if first is not None and not is_graph_tensor(first) and len(getattr(first, "shape", ())):
+        return Cost(macs=numel(output_shapes[0]) * int(first.shape[-1]))
     a = input_shapes[0]
     contracted = dim_size(a[-1]) if len(a) else 1
     return Cost(macs=numel(output_shapes[0]) * contracted)
@@ -388,9 +393,39 @@ def einsum_geometry(op, input_shapes, output_shapes) -> Geometry:
 
 
 def einsum_cost(op, input_shapes, output_shapes) -> Cost:
-    if len(input_shapes) != 2:
-        return Cost(macs=numel(output_shapes[0]))
-    return Cost(macs=einsum_macs(op.subscripts, [(1, *s) for s in input_shapes]))
+    """Every index of the equation, multiplied out. An operand that is not a graph tensor (a
+    weight: a mixture of experts' ``einsum("th,ehm->etm", x, W)``, a table of relative
+    positions) brings its own full shape, read from the call; a graph tensor its node's shape
+    behind the batch axis (1)."""
+    args = call_arguments_of(op)
+    if args is None:
+        if len(input_shapes) == len(str(op.subscripts).split("->")[0].split(",")):
+            return Cost(macs=einsum_macs(op.subscripts, [(1, *s) for s in input_shapes]))
+        raise Unsupported("Einsum with an operand that is not a graph tensor, in calls whose "
+                          "arguments differ: its size cannot be read")
+    operands = list(args[1:]) if args and isinstance(args[0], str) else list(args)
+    graph_shapes = iter(input_shapes)
+    # A graph operand's leading axis: the batch (None: 1 sample), or inside a traced call
+    # what the call folded into it (tokens of a batch, windows), read from the call.
+    shapes = [(_leading(value), *next(graph_shapes)) if is_graph_tensor(value)
+              else tuple(int(d) for d in value.shape) for value in operands]
+    macs = einsum_macs(op.subscripts, shapes)
+    subscripts = str(op.subscripts).replace(" ", "")
+    if "->" not in subscripts or "." in subscripts:
+        return Cost(macs=macs)
+    # The count is read per unit of the output's leading axis: the caller multiplies by its
+    # size (a traced call's windows, experts), so that index is taken out of the product.
+    (inputs, output), lead = subscripts.split("->"), 1
+    for term, shape in zip(inputs.split(","), shapes):
+        if output[:1] and output[0] in term:
+            lead = dim_size(shape[term.index(output[0])]) or 1
+            break
+    return Cost(macs=macs // lead)
+
+
+def _leading(tensor) -> int:
+    size = tensor.shape[0] if len(tensor.shape) else 1
+    return size if isinstance(size, int) and size > 0 else 1
 
 
 def _register(module, names, **rules):

@@ -82,6 +82,8 @@ EXPLAINED_DIFFERENCES: dict[str, int] = {
     # tables x 16 positions x 8 frequencies (head_dim 16, halved) = 512 MACs. (Until its
     # attention was traced on symbolic tensors, its TensorFlow graph counted them.)
     "hub_gemma": -2 * 2 * 16 * 8,
+    # Mixtral's rotary tables, as Llama's: 2 layers x 2 tables x 16 positions x 8 frequencies.
+    "hub_mixtral": -2 * 2 * 16 * 8,
 }
 
 
@@ -228,6 +230,32 @@ def hub_mit():
         layerwise_depths=[1, 1], num_layers=2, layerwise_num_heads=[1, 2],
         layerwise_sr_ratios=[4, 2], max_drop_path_rate=0.1, layerwise_patch_sizes=[7, 3],
         layerwise_strides=[4, 2], image_shape=(64, 64, 3), hidden_dims=[32, 64],
+    )
+
+
+@_register("keras_hub", _text("token_ids", "padding_mask"))
+def hub_mixtral():
+    """MixtralBackbone: 2 decoder layers, hidden 64, 4 experts (top 2), sliding window 8. Its
+    expert bank is einsum("th,ehm->etm", tokens, kernel): a weight operand (every expert runs
+    every token in the dense form keras-hub traces)."""
+    import keras_hub
+
+    return keras_hub.models.MixtralBackbone(
+        vocabulary_size=VOCABULARY, num_layers=2, num_query_heads=4, num_key_value_heads=2,
+        hidden_dim=64, intermediate_dim=128, num_experts=4, top_k=2, sliding_window=8,
+    )
+
+
+@_register("keras_hub", _image(64))
+def hub_vitdet():
+    """ViTDetBackbone: 64x64 image, 8x8 patches, 2 layers (window 4, then global attention),
+    relative positions as einsum("bhwc,hkc->bhwk", q, table): a weight operand."""
+    import keras_hub
+
+    return keras_hub.models.ViTDetBackbone(
+        hidden_size=64, num_layers=2, intermediate_dim=128, num_heads=2,
+        global_attention_layer_indices=[1], image_shape=(64, 64, 3), patch_size=8,
+        num_output_channels=32, window_size=4,
     )
 
 
