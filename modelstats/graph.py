@@ -298,12 +298,13 @@ class _Walk:
                 and self.registry.traceable(type(layer)))
 
     def kept_whole(self, scope: _Scope) -> bool:
-        """Undo the expansion of a traced call whose nodes are left with unknown sizes though
-        its inputs have known ones, and record the call as one node instead, its cost then
-        read from a backend trace (modelstats.backend_trace). Such a trace baked a size the
-        symbolic call did not know into an argument (EinsumDense's output shape is fixed when
-        it is built, on an unknown sequence length; a reshape to ``ops.shape`` of that output
-        keeps it unknown), so its nodes cannot be counted. True when it did so."""
+        """Undo the expansion of a traced call whose nodes are left with unknown or empty sizes
+        though its inputs have known ones, and record the call as one node instead, its cost
+        then read from a backend trace (modelstats.backend_trace). Such a trace baked a size
+        the symbolic call did not know into an argument (a shape frozen when a sublayer was
+        built; keras-hub XLNet's relative shift, which on symbolic tensors slices a table down
+        to nothing where the real call does not), so its nodes cannot be counted. True when
+        it did so."""
         parent, node_id, call_index, inputs, input_values, count, mark, seen = scope.whole
         nodes = self.graph.nodes
         unsized = [n for n in self.unsized[mark:] if n in nodes]
@@ -312,8 +313,8 @@ class _Walk:
             return False
         first = nodes[unsized[0]]
         self.trace_errors[id(scope.outer_node)] = (
-            f"its trace leaves sizes unknown: '{unsized[0]}' ({first['type']}) has shape "
-            f"{first['output_shapes'][0]}")
+            f"its trace leaves sizes unknown or empty: '{unsized[0]}' ({first['type']}) has "
+            f"shape {first['output_shapes'][0]}")
         added = list(nodes)[count:]
         self.graph.remove_nodes_from(added)
         self.used_ids.difference_update(added)
@@ -321,7 +322,7 @@ class _Walk:
         self.seen_weights = seen  # the call's weights count at its one node
         self.add_record(parent, scope.outer_node, self.adapter.operation(scope.outer_node),
                         node_id, call_index, inputs, input_values)
-        if parent.traced and any(d is None for shape in nodes[node_id]["output_shapes"]
+        if parent.traced and any(d is None or d == 0 for shape in nodes[node_id]["output_shapes"]
                                  for d in shape):
             self.unsized.append(node_id)
         return True
@@ -583,7 +584,8 @@ def _walk(root: Any, adapter: Any, expand_nested: bool, registry: Any,
                                    len(walk.graph), len(walk.unsized), set(walk.seen_weights))
             continue
         walk.add_record(scope, keras_node, operation, node_id, call_index, inputs, input_values)
-        if scope.traced and any(d is None for shape in walk.graph.nodes[node_id]["output_shapes"]
+        if scope.traced and any(d is None or d == 0
+                                for shape in walk.graph.nodes[node_id]["output_shapes"]
                                 for d in shape):
             walk.unsized.append(node_id)
     graph = walk.graph

@@ -194,6 +194,28 @@ def _merge(old: Optional[Rule], new: Rule) -> Rule:
     )
 
 
+#: Subclasses from outside Keras that override ``call`` of a class with a rule but do the work
+#: that rule counts (checked against the JAX-trace oracle), so the rule still applies. Any other
+#: such subclass is traced: its call may compute something else (keras-hub XLNet's
+#: ``TwoStreamRelativeAttention`` adds positional and segment attention to
+#: ``MultiHeadAttention``'s, which its rule would have missed).
+SAME_WORK_OVERRIDES = {
+    # adds a key/value cache, None when a model is analysed (keras-hub GPT-2, BERT's decoders)
+    "keras_hub.src.layers.modeling.cached_multi_head_attention.CachedMultiHeadAttention",
+    # adds reverse=True (logits from the table), which the Embedding rule counts
+    "keras_hub.src.layers.modeling.reversible_embedding.ReversibleEmbedding",
+}
+
+
+def _own_call(subclasses: Sequence[type]) -> bool:
+    """Whether a class below the one with the rule (``subclasses``, from the MRO) defines its
+    own ``call``, outside Keras (whose own hierarchy the built-in rules are written for) and
+    outside :data:`SAME_WORK_OVERRIDES`."""
+    return any("call" in vars(k) and k.__module__.split(".")[0] not in ("keras", "tf_keras")
+               and f"{k.__module__}.{k.__qualname__}" not in SAME_WORK_OVERRIDES
+               for k in subclasses)
+
+
 class Registry:
     """Cost and geometry rules per class: the built-in ones and the user's.
 
@@ -277,7 +299,7 @@ class Registry:
         return self._found[key]
 
     def _resolve(self, cls: type, attribute: str) -> tuple[Any, Optional[str]]:
-        for klass in cls.__mro__:
+        for depth, klass in enumerate(cls.__mro__):
             for table in (self._user, self._builtin):
                 rule = table.get(klass)
                 if rule is None:
@@ -286,6 +308,8 @@ class Registry:
                     return None, rule.unsupported
                 value = getattr(rule, attribute)
                 if value is not None:
+                    if value is not NESTED and _own_call(cls.__mro__[:depth]):
+                        return None, None  # it computes its own call: traced, not this rule
                     return value, None
         for klass in cls.__mro__:
             if klass in self._aliases:

@@ -73,3 +73,40 @@ def test_a_matmul_with_the_weight_first_contracts_the_weights_axis():
     """W (7, 4) @ x (4, 9): 7 * 9 outputs, each a sum over 4: 252 MACs (it was 7*9*9)."""
     table = _count(LeftWeight(name="left"), (4, 9))
     assert table.loc["left/matmul", "macs"] == 7 * 9 * 4
+
+
+class ProjectedAttention(L.MultiHeadAttention):
+    """A MultiHeadAttention subclass whose own call adds a projection (as keras-hub XLNet's
+    TwoStreamRelativeAttention adds positional attention): MultiHeadAttention's rule would
+    miss it, so the subclass is traced."""
+
+    def build(self, query_shape, value_shape, key_shape=None):
+        super().build(query_shape, value_shape, key_shape)
+        self.extra = self.add_weight(shape=(query_shape[-1], query_shape[-1]), name="extra")
+
+    def call(self, query, value, key=None, **kwargs):
+        return ops.matmul(super().call(query, value, key, **kwargs), self.extra)
+
+
+def test_a_subclass_with_its_own_call_is_traced_not_counted_by_its_parents_rule():
+    """6 tokens of 8 features, 2 heads of 4: q, k, v 3 * 6*8*8 = 1,152, output 6*8*8 = 384,
+    scores and weighted sum 2 * 6*6*4 * 2 = 576; the extra projection 6*8*8 = 384. Total
+    2,496 (the parent's rule gave 2,112, under status 'counted')."""
+    x = keras.Input((6, 8), name="x")
+    model = keras.Model(x, ProjectedAttention(2, 4, name="attention")(x, x))
+    table = modelstats.count_flops(model, strict=True)
+    assert int(table["macs"].sum()) == 2_496
+    assert "attention/matmul" in table.index
+
+
+def test_quick_gelu_is_counted():
+    """CLIP's quick_gelu, x * sigmoid(1.702 x): a multiply, a sigmoid (4), a multiply: 6 FLOPs
+    per element; 4 x 5 = 20 elements, 120 FLOPs."""
+
+    def quick_gelu(x):
+        return x * ops.sigmoid(1.702 * x)
+
+    x = keras.Input((4, 5), name="x")
+    table = modelstats.count_flops(keras.Model(x, L.Activation(quick_gelu, name="act")(x)),
+                                   strict=True)
+    assert table.loc["act", "flops"] == 120

@@ -27,6 +27,7 @@ ACTIVATION_FLOPS: dict[str, int] = {
     "swish": 5,
     "gelu": 9,  # tanh approximation: x^3 (2), mul, add, mul, tanh, add, mul, mul
     "gelu_approximate": 9,  # keras-hub's name for the same tanh approximation
+    "quick_gelu": 6,  # x * sigmoid(1.702 x): mul, sigmoid (4), mul (keras-hub's CLIP)
     "softplus": 3,  # exp, add, log
     "softsign": 3,  # abs, add, div
     "softmax": 5,  # shift (2), exp, sum and divide (2): TensorFlow profiler's 5
