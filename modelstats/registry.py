@@ -200,7 +200,8 @@ def _merge(old: Optional[Rule], new: Rule) -> Rule:
 #: ``TwoStreamRelativeAttention`` adds positional and segment attention to
 #: ``MultiHeadAttention``'s, which its rule would have missed).
 SAME_WORK_OVERRIDES = {
-    # adds a key/value cache, None when a model is analysed (keras-hub GPT-2, BERT's decoders)
+    # adds a key/value cache, None when a model is analysed (keras-hub's TransformerDecoder:
+    # GPT-2, BART)
     "keras_hub.src.layers.modeling.cached_multi_head_attention.CachedMultiHeadAttention",
     # adds reverse=True (logits from the table), which the Embedding rule counts
     "keras_hub.src.layers.modeling.reversible_embedding.ReversibleEmbedding",

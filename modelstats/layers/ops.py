@@ -396,7 +396,8 @@ def einsum_cost(op, input_shapes, output_shapes) -> Cost:
     """Every index of the equation, multiplied out. An operand that is not a graph tensor (a
     weight: a mixture of experts' ``einsum("th,ehm->etm", x, W)``, a table of relative
     positions) brings its own full shape, read from the call; a graph tensor its node's shape
-    behind the batch axis (1)."""
+    behind its leading axis, whose size the call gives (1 for the model's batch). The count
+    is per unit of the output's leading axis, which the caller multiplies back."""
     args = call_arguments_of(op)
     if args is None:
         if len(input_shapes) == len(str(op.subscripts).split("->")[0].split(",")):
