@@ -409,15 +409,13 @@ def _token_embedding(graph: nx.DiGraph, input_node: str) -> tuple[Optional[str],
     """For an input of token ids: the Embedding node that looks them up (the largest
     vocabulary, as for the field) and its vocabulary size; ``(None, 0)`` for any other input.
     Raises when integer ids reach no Embedding: nothing there can be differentiated."""
-    from modelstats.adapters import is_embedding
+    from modelstats.graph import token_lookups
 
     data = graph.nodes[input_node]
     dtype = data["dtype"] or "float32"
     if not (dtype.startswith(("int", "uint")) or dtype == "bool"):
         return None, 0
-    lookups = [(getattr(graph.nodes[n]["operation"], "input_dim", 0) or 0, n)
-               for n in graph.successors(input_node)
-               if is_embedding(graph.nodes[n]["operation"])]
+    lookups = token_lookups(graph, input_node)
     if not lookups:
         raise ModelStatsError(
             f"The model input '{input_node}' holds {dtype} values and no Embedding looks them "

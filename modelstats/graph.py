@@ -724,8 +724,13 @@ def _assign_spatial_axes(graph: nx.DiGraph) -> None:
         data["spatial_axes"] = spatial_axes_of(data["output_shapes"][0], fmt) \
             if data["output_shapes"] else ()
     token_ids = _token_ids_input(graph)
-    if token_ids is not None:
-        graph.nodes[token_ids]["spatial_axes"] = (0,)
+    passing = [token_ids] if token_ids is not None else []
+    while passing:  # the ids, and the inputs of nested or traced calls that pass them on
+        node_id = passing.pop()
+        graph.nodes[node_id]["spatial_axes"] = (0,)
+        passing.extend(n for n in graph.successors(node_id)
+                       if graph.nodes[n]["type"] == "InputLayer"
+                       and len(graph.nodes[n]["output_shapes"][0]) == 1)
     _assign_token_grids(graph)
 
 
@@ -734,20 +739,36 @@ def _token_ids_input(graph: nx.DiGraph) -> Optional[str]:
     a ``(T,)`` input of integers looked up by an Embedding. With several (BERT's segment ids,
     position ids), the one with the largest vocabulary, ties to the first: the tokens. Such
     an input has no channel axis, so :func:`spatial_axes_of` gives it none."""
-    from modelstats.adapters import is_embedding
-
     best, best_vocabulary = None, -1
     for node_id in graph.graph.get("inputs", ()):
         data = graph.nodes[node_id]
         shapes = data["output_shapes"]
         if len(shapes) != 1 or len(shapes[0]) != 1 or not _is_integer(data["dtype"]):
             continue
-        vocabularies = [getattr(graph.nodes[n]["operation"], "input_dim", 0) or 0
-                        for n in graph.successors(node_id)
-                        if is_embedding(graph.nodes[n]["operation"])]
+        vocabularies = [vocabulary for vocabulary, _ in token_lookups(graph, node_id)]
         if vocabularies and max(vocabularies) > best_vocabulary:
             best, best_vocabulary = node_id, max(vocabularies)
     return best
+
+
+def token_lookups(graph: nx.DiGraph, input_node: str) -> list[tuple[int, str]]:
+    """``(vocabulary size, node)`` of every Embedding that looks up the ids of
+    ``input_node``: directly, or through the input of a nested or traced call that passes them
+    on (RoBERTa's, DistilBERT's and OPT's token embeddings sit inside a custom layer)."""
+    from modelstats.adapters import is_embedding
+
+    found, stack, seen = [], list(graph.successors(input_node)), set()
+    while stack:
+        node_id = stack.pop()
+        if node_id in seen:
+            continue
+        seen.add(node_id)
+        data = graph.nodes[node_id]
+        if is_embedding(data["operation"]):
+            found.append((getattr(data["operation"], "input_dim", 0) or 0, node_id))
+        elif data["type"] == "InputLayer":  # an inner input passes the ids on
+            stack.extend(graph.successors(node_id))
+    return found
 
 
 def _is_integer(dtype: Optional[str]) -> bool:

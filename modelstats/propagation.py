@@ -241,6 +241,7 @@ class Propagation:
         self.input_node = input_node
         self.strict = strict
         self.n_axes = len(graph.nodes[input_node]["spatial_axes"])
+        self.input_rank = len(graph.nodes[input_node]["output_shapes"][0])
         self.order = {node: i for i, node in enumerate(graph.nodes)}
         self.states: dict[str, _State] = {}
         self.mask_kinds: dict[tuple, Optional[str]] = {}  # (node, output index) -> kind
@@ -346,7 +347,10 @@ class Propagation:
             return _State(BROKEN, note="merges tokens with a map, or token grids laid out "
                           "differently: unit u is not the same position on every path")
         (tokens,) = layouts
-        if len(data["output_shapes"][0]) != (2 if tokens is not None else self.n_axes + 1):
+        rank = len(data["output_shapes"][0])
+        if rank != (2 if tokens is not None else self.n_axes + 1) and not (
+                tokens is None and rank == self.n_axes == self.input_rank):
+            # (token ids have no channel axis: passed on as they are, they keep their rank)
             return _State(BROKEN, note="output rank differs from the input's",
                           token_axes=self._carried_axes(data, geometry))
         state = self._merge(node_id, spatial, tokens.grid if tokens is not None else None)

@@ -268,3 +268,33 @@ def test_keras_hub_gpt2_costs_as_a_formula_of_its_length():
     assert sympy.expand(report.totals["macs"] - (256 * T**2 + 65_536 * T)) == 0
     at_16 = report.at(T=16)
     assert at_16.totals["macs"] == 1_114_112 and not at_16.totals["partial"]
+
+
+class TokenAndPosition(L.Layer):
+    """Token and position embeddings in one custom layer (keras-hub's
+    TokenAndPositionEmbedding, which RoBERTa, DistilBERT and OPT use): traced, the Embedding
+    one call inside it."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.tokens = L.Embedding(30, 4, embeddings_initializer=POSITIVE, name="tokens")
+
+    def build(self, shape):
+        self.positions = self.add_weight(shape=(shape[-1], 4), name="positions")
+
+    def call(self, ids):
+        return self.tokens(ids) + self.positions
+
+
+def test_an_embedding_inside_a_custom_layer_gives_the_field_and_the_map():
+    """Through the traced layer's input the ids reach its Embedding: the field is over the
+    tokens (a 3-token Conv1D after it: r 3, p 1), and the effective field is taken there."""
+    ids = keras.Input((8,), dtype="int32", name="ids")
+    x = TokenAndPosition(name="embeddings")(ids)
+    model = keras.Model(ids, L.Conv1D(4, 3, padding="same", name="conv")(x))
+    report = modelstats.analyze(model)
+    field = report.receptive_field("conv")
+    assert (field.status, field.size, field.padding) == ("spatial", (3,), (1,))
+    erf = modelstats.effective_receptive_field(model, "conv", n_images=2)
+    assert erf.box == ((3, 5),)
+    assert np.count_nonzero(erf.map) == 3
