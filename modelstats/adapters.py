@@ -718,30 +718,37 @@ def is_embedding(operation: Any) -> bool:
 
 
 def attention_masks(layer: Any) -> Optional[str]:
-    """How the calls of an attention layer restrict which positions each query sees: a
-    phrase naming the first ``use_causal_mask=True`` or ``attention_mask`` tensor among its
-    calls, or None when no call passes either. (Padding masks, ``query_mask`` and
-    ``value_mask``, only leave out padding positions: not a restriction of the field of a
-    full-length input.)"""
+    """How the calls of an attention layer or ``ops.dot_product_attention`` restrict which
+    positions each query sees: a phrase naming the first causal mask or mask tensor among its
+    calls (:func:`attention_mask_argument`), or None when no call has either."""
     for node in getattr(layer, "_inbound_nodes", ()):
-        arguments = getattr(node, "arguments", None)
-        kwargs = arguments.kwargs if arguments is not None else getattr(node, "call_kwargs", {})
-        if (kwargs or {}).get("use_causal_mask") is True:
-            return "a causal mask (use_causal_mask=True): position t sees positions up to t"
-        if "attention_mask" in (argument_names(layer, node) or ()):
-            return "an attention_mask tensor"
+        causal, position = attention_mask_argument(layer, node)
+        if causal:
+            return "a causal mask: position t sees positions up to t"
+        if position is not None:
+            return "an attention_mask tensor" if _is_layer(layer) else "a mask tensor"
     return None
 
 
-def attention_mask_argument(layer: Any, node: Any) -> tuple[bool, Optional[int]]:
-    """For one call of an attention layer: whether it passed ``use_causal_mask=True``, and the
-    position of its ``attention_mask`` tensor among the call's input tensors (None without
-    one)."""
+def attention_mask_argument(operation: Any, node: Any) -> tuple[bool, Optional[int]]:
+    """For one call of an attention layer or of ``ops.dot_product_attention``: whether it is
+    causal (``use_causal_mask=True``; the operation's ``is_causal``), and the position among
+    the call's input tensors of its attention mask (a layer's ``attention_mask``, the op's
+    ``mask``), None without one. (A layer's padding masks, ``query_mask``, ``value_mask`` and
+    Attention's ``mask``, only leave out padding: no restriction of a full-length input.)"""
     arguments = getattr(node, "arguments", None)
     kwargs = arguments.kwargs if arguments is not None else getattr(node, "call_kwargs", {})
-    names = argument_names(layer, node) or []
-    position = names.index("attention_mask") if "attention_mask" in names else None
-    return (kwargs or {}).get("use_causal_mask") is True, position
+    causal = (kwargs or {}).get("use_causal_mask") is True \
+        or getattr(operation, "is_causal", False) is True
+    name = "attention_mask" if _is_layer(operation) else "mask"
+    names = argument_names(operation, node) or []
+    return causal, names.index(name) if name in names else None
+
+
+def _is_layer(operation: Any) -> bool:
+    import keras
+
+    return isinstance(operation, keras.layers.Layer)
 
 
 def call_arguments_of(op: Any) -> Optional[tuple]:

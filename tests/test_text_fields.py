@@ -298,3 +298,20 @@ def test_an_embedding_inside_a_custom_layer_gives_the_field_and_the_map():
     erf = modelstats.effective_receptive_field(model, "conv", n_images=2)
     assert erf.box == ((3, 5),)
     assert np.count_nonzero(erf.map) == 3
+
+
+@pytest.mark.parametrize("is_causal", [False, True])
+def test_ops_dot_product_attention_is_global_only_without_a_causal_mask(is_causal):
+    """keras.ops.dot_product_attention was global whatever its is_causal (a review find):
+    causal, position t sees positions up to t."""
+    x = keras.Input((6, 8), name="x")
+    q = L.Reshape((6, 2, 4), name="heads")(L.Conv1D(8, 3, padding="same", name="conv")(x))
+    out = ops.nn.dot_product_attention(q, q, q, is_causal=is_causal)
+    report = modelstats.analyze(keras.Model(x, out))
+    node = [n for n in report.layers.index if report.layers.loc[n, "type"] ==
+            "DotProductAttention"][0]
+    field = report.receptive_field(node)
+    if is_causal:
+        assert field.status == "unknown" and "a causal mask" in field.note, field.note
+    else:
+        assert field.status == "global", field.note

@@ -34,6 +34,7 @@ from modelstats.layers._common import (
     split_channels,
     window_geometry,
 )
+from modelstats.layers.attention import attention_geometry
 from modelstats.layers.conv import transposed_geometry
 from modelstats.layers.norm import rms_norm_cost
 from modelstats.layers.ops import axis_geometry, reduction_geometry
@@ -426,7 +427,8 @@ _register(nn_ops, ("ConvTranspose",), cost=op_transposed_cost, geometry=op_trans
 _register(nn_ops, ("MaxPool", "AveragePool"), cost=op_pool_cost, geometry=op_pool_geometry)
 _register(nn_ops, ("AdaptiveAveragePool", "AdaptiveMaxPool"), cost=per_input(1),
           geometry=op_adaptive_geometry)  # one add or compare per input element
-_register(nn_ops, ("DotProductAttention",), cost=op_attention_cost, geometry=GLOBAL)
+_register(nn_ops, ("DotProductAttention",), cost=op_attention_cost,
+          geometry=attention_geometry)  # global, unless causal or masked
 _register(nn_ops, ("LayerNorm",), cost=op_layer_norm_cost, geometry=IDENTITY)
 _register(nn_ops, ("RMSNorm",), cost=rms_norm_cost, geometry=IDENTITY)
 _register(nn_ops, ("BatchNorm",), cost=op_batch_norm_cost, geometry=IDENTITY)
