@@ -18,9 +18,12 @@ import pandas as pd
 from modelstats import schema
 
 
-def pipe_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Cells already formatted as a Markdown pipe table."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+def pipe_table(header: Sequence[str], rows: Sequence[Sequence[str]],
+               right: Sequence[bool] = ()) -> str:
+    """Cells already formatted as a Markdown pipe table; ``right[i]`` aligns column i right
+    (numbers), all left by default."""
+    rules = ["---:" if i < len(right) and right[i] else "---" for i in range(len(header))]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(rules) + "|"]
     lines += ["| " + " | ".join(cells) + " |" for cells in rows]
     return "\n".join(lines)
 
@@ -294,8 +297,10 @@ def draw_cost(ax, values: Sequence[float], column: str, names: Sequence[str],
 def field_unit(graph: Any, rf_input: Optional[str]) -> str:
     """What a field is counted in: ``"tokens"`` when it is measured on token ids (a text
     model's input, read by an Embedding), ``"px"`` otherwise."""
-    dtype = (graph.nodes[rf_input]["dtype"] or "") if rf_input in graph else ""
-    return "tokens" if dtype.startswith(("int", "uint")) or dtype == "bool" else "px"
+    from modelstats.graph import is_integer_dtype
+
+    return "tokens" if rf_input in graph and is_integer_dtype(graph.nodes[rf_input]["dtype"]) \
+        else "px"
 
 
 def draw_field_growth(ax, sizes: Sequence[float], strides: Sequence[float], names: Sequence[str],

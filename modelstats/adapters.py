@@ -337,6 +337,22 @@ class Keras3Adapter:
         return self.keras.tree.flatten(operation(*args, **kwargs))
 
 
+def run_calls(adapter: Any, steps: Any, values: dict) -> dict:
+    """Run graph nodes ``steps`` (``(node id, data)`` of a :func:`modelstats.to_networkx`
+    graph, in graph order) one call at a time on concrete tensors, in inference mode.
+    ``values`` maps ``(node id, output index)`` to a tensor: it holds every input the steps
+    read, and gets every output. The input of a nested or traced call passes its input on."""
+    for node_id, data in steps:
+        inputs = [values[source] for source in data["inputs"]]
+        if adapter.is_input(data["keras_node"]):
+            outputs = inputs[:1]
+        else:
+            outputs = adapter.call_node(data["keras_node"], inputs, training=False)
+        for position, value in enumerate(outputs):
+            values[(node_id, position)] = value
+    return values
+
+
 def _takes(function: Any, name: str) -> bool:
     """Whether ``function`` takes a parameter ``name`` (or any keyword)."""
     import inspect

@@ -409,11 +409,10 @@ def _token_embedding(graph: nx.DiGraph, input_node: str) -> tuple[Optional[str],
     """For an input of token ids: the Embedding node that looks them up (the largest
     vocabulary, as for the field) and its vocabulary size; ``(None, 0)`` for any other input.
     Raises when integer ids reach no Embedding: nothing there can be differentiated."""
-    from modelstats.graph import token_lookups
+    from modelstats.graph import is_integer_dtype, token_lookups
 
-    data = graph.nodes[input_node]
-    dtype = data["dtype"] or "float32"
-    if not (dtype.startswith(("int", "uint")) or dtype == "bool"):
+    dtype = graph.nodes[input_node]["dtype"]
+    if not is_integer_dtype(dtype):
         return None, 0
     lookups = token_lookups(graph, input_node)
     if not lookups:
@@ -520,20 +519,13 @@ class _Runner:
         return self.adapter.call_node(data["keras_node"], [inputs], training=False)[0], inputs
 
     def output(self, x: Any, inputs: Any = None) -> Any:
+        from modelstats.adapters import run_calls
+
         values: dict = {(self.input_node, 0): x if self.probe is None else inputs}
         if self.probe is not None:
             values[(self.probe, 0)] = x
-        for node_id, data in self.steps:
-            if node_id in (self.input_node, self.probe):
-                continue
-            inputs = [values[source] for source in data["inputs"]]
-            if self.adapter.is_input(data["keras_node"]):
-                outputs = inputs[:1]  # a nested model's input layer passes its input on
-            else:
-                outputs = self.adapter.call_node(data["keras_node"], inputs, training=False)
-            for i, value in enumerate(outputs):
-                values[(node_id, i)] = value
-        return values[(self.node, 0)]
+        steps = [(n, d) for n, d in self.steps if n not in (self.input_node, self.probe)]
+        return run_calls(self.adapter, steps, values)[(self.node, 0)]
 
     def unit(self, x: Any, inputs: Any = None) -> tuple:
         """The unit summed over the batch, and its value per image. Each image's unit depends

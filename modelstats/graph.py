@@ -743,7 +743,7 @@ def _token_ids_input(graph: nx.DiGraph) -> Optional[str]:
     for node_id in graph.graph.get("inputs", ()):
         data = graph.nodes[node_id]
         shapes = data["output_shapes"]
-        if len(shapes) != 1 or len(shapes[0]) != 1 or not _is_integer(data["dtype"]):
+        if len(shapes) != 1 or len(shapes[0]) != 1 or not is_integer_dtype(data["dtype"]):
             continue
         vocabularies = [vocabulary for vocabulary, _ in token_lookups(graph, node_id)]
         if vocabularies and max(vocabularies) > best_vocabulary:
@@ -771,7 +771,9 @@ def token_lookups(graph: nx.DiGraph, input_node: str) -> list[tuple[int, str]]:
     return found
 
 
-def _is_integer(dtype: Optional[str]) -> bool:
+def is_integer_dtype(dtype: Optional[str]) -> bool:
+    """Whether a dtype name holds ids or flags (integers, booleans), not values to
+    differentiate: what token ids and masks are."""
     return bool(dtype) and (dtype.startswith(("int", "uint")) or dtype == "bool")
 
 

@@ -33,32 +33,21 @@ def read_mask(graph: nx.DiGraph, node: str, index: int = 0) -> Optional[np.ndarr
     Every model input it depends on must be ``(T,)`` (a padding mask, token ids) and is set to
     ones. The calls run one by one on the active backend, in inference mode.
     """
-    from modelstats.adapters import adapter_for_call
+    from modelstats.adapters import adapter_for_call, run_calls
 
     needed = nx.ancestors(graph, node) | {node}
     model_inputs = set(graph.graph.get("inputs", ()))
     values: dict[tuple[str, int], Any] = {}
+    for node_id in model_inputs & needed:
+        data = graph.nodes[node_id]
+        shapes = data["output_shapes"]
+        if len(shapes) != 1 or len(shapes[0]) != 1 or shapes[0][0] is None:
+            return None  # not one value per token: a mask chosen at run time
+        values[(node_id, 0)] = np.ones((1, *shapes[0]), dtype=data["dtype"] or "int32")
+    steps = [(n, d) for n, d in graph.nodes(data=True) if n in needed and n not in model_inputs]
     try:
-        for node_id in graph.nodes:
-            if node_id not in needed:
-                continue
-            data = graph.nodes[node_id]
-            shapes = data["output_shapes"]
-            if node_id in model_inputs:
-                if len(shapes) != 1 or len(shapes[0]) != 1 or shapes[0][0] is None:
-                    return None  # not one value per token: a mask chosen at run time
-                values[(node_id, 0)] = np.ones((1, *shapes[0]), dtype=data["dtype"] or "int32")
-                continue
-            inputs = [values[source] for source in data["inputs"]]
-            operation = data["operation"]
-            adapter = adapter_for_call(operation)
-            if adapter.is_input(data["keras_node"]):
-                outputs = inputs[:1]  # a nested model's input passes its input on
-            else:
-                outputs = adapter.call_node(data["keras_node"], inputs, training=False)
-            for position, value in enumerate(outputs):
-                values[(node_id, position)] = value
-        return np.asarray(values[(node, index)])
+        adapter = adapter_for_call(graph.nodes[node]["operation"])
+        return np.asarray(run_calls(adapter, steps, values)[(node, index)])
     except Exception:  # noqa: BLE001 - an unreadable mask stays unknown, never a guess
         return None
 
