@@ -31,7 +31,7 @@ import sys
 import time
 import tracemalloc
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -222,55 +222,72 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1e3:,.1f}"
 
 
+def _table(columns: list[tuple[str, Any]], rows: list[dict], left: int = 1) -> str:
+    """A Markdown table, one ``(title, cell of a row)`` per column; the first ``left``
+    columns (names) aligned left, the numbers right."""
+    from modelstats._render import pipe_table
+
+    return pipe_table([title for title, _ in columns],
+                      [[cell(r) for _, cell in columns] for r in rows],
+                      right=[i >= left for i in range(len(columns))])
+
+
 def application_table(rows: list[dict]) -> str:
-    lines = [
-        "| model | nodes | build (ms) | to_networkx | receptive_field | count_flops | analyze "
-        "| TF profiler (ms) | analyze / build | profiler / analyze | weights (MiB) "
-        "| analyze peak alloc (MiB) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['model']}{' (partial)' if r['partial'] else ''} | {r['nodes']} "
-            f"| {ms(r['build'])} | {ms(r['to_networkx'])} | {ms(r['receptive_field'])} "
-            f"| {ms(r['count_flops'])} | {ms(r['analyze'])} | {ms(r['profiler'])} "
-            f"| {r['analyze'] / r['build']:.1%} | {r['profiler'] / r['analyze']:,.0f}x "
-            f"| {r['weights_mib']:,.1f} | {r['analyze_peak_mib']:,.1f} |"
-        )
-    return "\n".join(lines)
+    return _table([
+        ("model", lambda r: r["model"] + (" (partial)" if r["partial"] else "")),
+        ("nodes", lambda r: str(r["nodes"])),
+        ("build (ms)", lambda r: ms(r["build"])),
+        ("to_networkx", lambda r: ms(r["to_networkx"])),
+        ("receptive_field", lambda r: ms(r["receptive_field"])),
+        ("count_flops", lambda r: ms(r["count_flops"])),
+        ("analyze", lambda r: ms(r["analyze"])),
+        ("TF profiler (ms)", lambda r: ms(r["profiler"])),
+        ("analyze / build", lambda r: f"{r['analyze'] / r['build']:.1%}"),
+        ("profiler / analyze", lambda r: f"{r['profiler'] / r['analyze']:,.0f}x"),
+        ("weights (MiB)", lambda r: f"{r['weights_mib']:,.1f}"),
+        ("analyze peak alloc (MiB)", lambda r: f"{r['analyze_peak_mib']:,.1f}"),
+    ], rows)
 
 
 def scaling_table(rows: list[dict]) -> str:
-    lines = ["| model | layers | build (s) | analyze (s) | analyze per layer (µs) | analyze / build |",
-             "|---|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        lines.append(f"| {r['model']} | {r['layers']:,} | {r['build']:.2f} | {r['analyze']:.3f} "
-                     f"| {r['per_layer_us']:.0f} | {r['analyze'] / r['build']:.1%} |")
-    return "\n".join(lines)
+    return _table([
+        ("model", lambda r: r["model"]),
+        ("layers", lambda r: f"{r['layers']:,}"),
+        ("build (s)", lambda r: f"{r['build']:.2f}"),
+        ("analyze (s)", lambda r: f"{r['analyze']:.3f}"),
+        ("analyze per layer (µs)", lambda r: f"{r['per_layer_us']:.0f}"),
+        ("analyze / build", lambda r: f"{r['analyze'] / r['build']:.1%}"),
+    ], rows)
 
 
 def third_party_table(rows: list[dict]) -> str:
-    lines = ["| model | package | nodes | traced by the backend | unsupported | MACs "
-             "| JAX-trace oracle | build (ms) | analyze (ms) | analyze / build |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        oracle = f"{r['oracle']:,}" + (f" ({r['explained']:+,} explained)" if r["explained"]
-                                      else "")
-        lines.append(f"| {r['model']} | {r['package']} | {r['nodes']} | {r['traced']} "
-                     f"| {r['unsupported']} | {r['macs']:,} | {oracle} | {ms(r['build'])} "
-                     f"| {ms(r['analyze'])} | {r['analyze'] / r['build']:.1%} |")
-    return "\n".join(lines)
+    return _table([
+        ("model", lambda r: r["model"]),
+        ("package", lambda r: r["package"]),
+        ("nodes", lambda r: str(r["nodes"])),
+        ("traced by the backend", lambda r: str(r["traced"])),
+        ("unsupported", lambda r: str(r["unsupported"])),
+        ("MACs", lambda r: f"{r['macs']:,}"),
+        ("JAX-trace oracle", lambda r: f"{r['oracle']:,}" + (
+            f" ({r['explained']:+,} explained)" if r["explained"] else "")),
+        ("build (ms)", lambda r: ms(r["build"])),
+        ("analyze (ms)", lambda r: ms(r["analyze"])),
+        ("analyze / build", lambda r: f"{r['analyze'] / r['build']:.1%}"),
+    ], rows, left=2)
 
 
 def published_table(rows: list[dict]) -> str:
-    lines = ["| model | parameters | nodes | traced by the backend | unsupported | GMACs "
-             "| build (s) | analyze (s) | analyze / build |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        lines.append(f"| {r['model']} | {r['params'] / 1e6:,.0f} M | {r['nodes']} "
-                     f"| {r['traced']} | {r['unsupported']} | {r['macs'] / 1e9:,.2f} "
-                     f"| {r['build']:.2f} | {r['analyze']:.3f} | {r['analyze'] / r['build']:.1%} |")
-    return "\n".join(lines)
+    return _table([
+        ("model", lambda r: r["model"]),
+        ("parameters", lambda r: f"{r['params'] / 1e6:,.0f} M"),
+        ("nodes", lambda r: str(r["nodes"])),
+        ("traced by the backend", lambda r: str(r["traced"])),
+        ("unsupported", lambda r: str(r["unsupported"])),
+        ("GMACs", lambda r: f"{r['macs'] / 1e9:,.2f}"),
+        ("build (s)", lambda r: f"{r['build']:.2f}"),
+        ("analyze (s)", lambda r: f"{r['analyze']:.3f}"),
+        ("analyze / build", lambda r: f"{r['analyze'] / r['build']:.1%}"),
+    ], rows)
 
 
 def replace_section(text: str, name: str, body: str) -> str:
