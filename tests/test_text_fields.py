@@ -13,6 +13,7 @@ output with a non-zero gradient of one output unit are exactly the ones it depen
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
@@ -26,6 +27,14 @@ ops = keras.ops
 L = keras.layers
 
 POSITIVE = keras.initializers.RandomUniform(0.1, 1.0)
+
+
+@functools.cache
+def _hub(name):
+    """A keras-hub model of tests/oracles/hub_models.py, built once for this module."""
+    from tests.oracles.hub_models import MODELS
+
+    return MODELS[name]()
 
 
 def _text_cnn():
@@ -170,7 +179,7 @@ def test_keras_hub_text_backbones_have_token_fields(name, first_attention, statu
     from tests.oracles.hub_models import MODELS, input_shape_argument
 
     spec = MODELS[name]
-    model = spec()
+    model = _hub(name)
     with warnings.catch_warnings():
         warnings.simplefilter("error", modelstats.MultipleSpatialInputsWarning)
         report = modelstats.analyze(model, input_shape=input_shape_argument(model, spec.inputs))
@@ -258,11 +267,9 @@ def test_keras_hub_gpt2_costs_as_a_formula_of_its_length():
     pytest.importorskip("keras_hub")
     import sympy
 
-    from tests.oracles.hub_models import MODELS
-
     with pytest.warns(modelstats.UnsupportedLayerWarning, match="PositionEmbedding"):
         report = modelstats.analyze(
-            MODELS["hub_gpt2"](), input_shape={"token_ids": ("T",), "padding_mask": ("T",)})
+            _hub("hub_gpt2"), input_shape={"token_ids": ("T",), "padding_mask": ("T",)})
     assert report.totals["partial"]
     T = sympy.Symbol("T", positive=True, integer=True)
     assert sympy.expand(report.totals["macs"] - (256 * T**2 + 65_536 * T)) == 0
