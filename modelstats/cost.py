@@ -167,42 +167,59 @@ def _itemsize(dtype: Optional[str]) -> int:
         return {"bfloat16": 2, "float8_e4m3fn": 1, "float8_e5m2": 1}.get(dtype, 4)
 
 
-def memory_traffic(graph: nx.DiGraph, data: dict) -> dict[str, int]:
-    """What one call moves to and from memory, each tensor as stored (fields of NodeCost).
+_NO_COST = Cost()
+
+
+def _weight_bytes(data: dict) -> int:
+    """Bytes of the variables a call reads, each in its own dtype."""
+    return sum(size * _itemsize(dtype) for size, dtype in data.get("weight_sizes", ()))
+
+
+class _TensorBytes:
+    """What calls move to and from memory, each tensor as stored (the traffic fields of
+    :class:`NodeCost`).
 
     - ``input_bytes``: every input tensor in its producer's dtype (float32 into the first
-      layer of a ``mixed_float16`` model, float16 between its layers).
+      layer of a ``mixed_float16`` model, float16 between its layers);
     - ``weight_bytes``: every variable the call reads, in its own dtype (float32 kernels under
-      ``mixed_float16``), at every call of a shared layer (parameters count the first only).
+      ``mixed_float16``), at every call of a shared layer (parameters count the first only);
     - ``bytes_written``: every output in its dtype.
 
     Each call is assumed to go to memory and back (no fusion), so the bytes of a tensor are
     written by its producer and read by every consumer. A node kept whole (a nested model or
     traced layer with ``expand_nested=False``) is one fused call: its intermediate tensors are
     not counted. An input layer runs nothing and moves nothing.
+
+    The bytes of each node's outputs (all samples of a traced call's leading axis) are
+    computed once and read again by every consumer. An unknown size raises
+    :class:`ShapeError` naming its node: read in graph order (topological), the first node
+    that has one.
     """
-    if data["type"] == "InputLayer":
-        return {"input_bytes": 0, "weight_bytes": 0, "bytes_written": 0}
-    nodes = graph.nodes
-    read = 0
-    for src, index in data["inputs"]:
-        producer = nodes[src]
-        read += (producer.get("batch_factor", 1) * numel(producer["output_shapes"][index])
-                 * _itemsize(producer["dtype"]))
-    weights = sum(size * _itemsize(dtype) for size, dtype in data.get("weight_sizes", ()))
-    written = data.get("batch_factor", 1) * sum(numel(s) for s in data["output_shapes"]) \
-        * _itemsize(data["dtype"])
-    return {"input_bytes": read, "weight_bytes": weights, "bytes_written": written}
 
+    def __init__(self, graph: nx.DiGraph) -> None:
+        self.nodes = graph.nodes
+        self.outputs: dict[str, list[int]] = {}
 
-def _require_known(node_id: str, data: dict) -> None:
-    for shape in (*data["input_shapes"], *data["output_shapes"]):
-        if any(d is None for d in shape):
-            raise ShapeError(
-                f"Counting costs needs every size; layer '{node_id}' ({data['type']}) has "
-                f"shape {shape} with unknown dimensions. Pass input_shape=(...) (without the "
-                "batch dimension) to fix the model's input size."
-            )
+    def of_outputs(self, node_id: str, data: dict) -> list[int]:
+        """Bytes of each output of ``node_id``."""
+        for shape in data["output_shapes"]:
+            if None in shape:
+                raise ShapeError(
+                    f"Counting costs needs every size; layer '{node_id}' ({data['type']}) has "
+                    f"shape {shape} with unknown dimensions. Pass input_shape=(...) (without "
+                    "the batch dimension) to fix the model's input size."
+                )
+        factor = data.get("batch_factor", 1) * _itemsize(data["dtype"])
+        sizes = self.outputs[node_id] = [factor * numel(s) for s in data["output_shapes"]]
+        return sizes
+
+    def read_by(self, data: dict) -> int:
+        """Bytes of every input tensor of a call, in its producer's dtype."""
+        known, total = self.outputs, 0
+        for src, index in data["inputs"]:
+            sizes = known.get(src) or self.of_outputs(src, self.nodes[src])
+            total += sizes[index]
+        return total
 
 
 def _folded(graph: nx.DiGraph, node_id: str, registry: Registry) -> bool:
@@ -331,20 +348,23 @@ def node_costs(
     needs = needs_gradient(graph, _inputs_need_gradient) if training else {}
     results: list[NodeCost] = []
     unsupported: dict[str, list[str]] = {}
+    tensor_bytes = _TensorBytes(graph)
     for node_id, data in graph.nodes(data=True):
-        _require_known(node_id, data)
+        written = sum(tensor_bytes.of_outputs(node_id, data))
         operation = data["operation"]
         # Inside a traced call the leading axis can hold several of the model's samples
         # (Swin's windows: batch x windows); a node then does its per-sample work that often.
         repeats = data.get("batch_factor", 1)
-        activations = repeats * sum(numel(s) for s in data["output_shapes"])
+        moves = data["type"] != "InputLayer"
         record = NodeCost(
             node=node_id,
             type=data["type"],
             status="counted",
-            activations=activations,
-            activation_bytes=activations * _itemsize(data["dtype"]),
-            **memory_traffic(graph, data),
+            activations=repeats * sum(numel(s) for s in data["output_shapes"]),
+            activation_bytes=written,
+            input_bytes=tensor_bytes.read_by(data) if moves else 0,
+            weight_bytes=_weight_bytes(data) if moves else 0,
+            bytes_written=written if moves else 0,
         )
         try:
             if data.get("trace_error"):  # the walk tried to trace this call and could not
@@ -372,7 +392,9 @@ def node_costs(
             else:
                 record.cost = registry.cost(
                     operation, data["input_shapes"], data["output_shapes"], node=node_id
-                ).scaled(repeats)
+                )
+                if repeats != 1:
+                    record.cost = record.cost.scaled(repeats)
                 folded = (convention.fold_batchnorm and record.cost.norm
                           and _folded(graph, node_id, registry))
                 record.flops = convention.flops(record.cost, folded=bool(folded))
@@ -383,7 +405,7 @@ def node_costs(
             record.reason = exc.reason
             unsupported.setdefault(record.type, []).append(node_id)
         else:
-            if record.status == "counted" and record.cost == Cost():
+            if record.status == "counted" and record.cost == _NO_COST:
                 record.status = "zero"
         results.append(record)
 
