@@ -144,17 +144,16 @@ class RuleSet(list):
         self.append(Rule(cls, unsupported=reason))
 
 
-_DISPATCHING: contextvars.ContextVar["Registry"] = contextvars.ContextVar("modelstats_dispatch")
+#: The rule running now: ``(its registry, the spatial axes of the call's first input or
+#: None)``; one context variable, set once per rule call.
+_RUNNING: contextvars.ContextVar[tuple["Registry", Optional[tuple]]] = contextvars.ContextVar(
+    "modelstats_running_rule"
+)
 
 
 def dispatching() -> "Registry":
     """The registry whose rule is running (for wrapper rules that count an inner layer)."""
-    return _DISPATCHING.get()
-
-
-_INPUT_SPATIAL_AXES: contextvars.ContextVar[Optional[tuple]] = contextvars.ContextVar(
-    "modelstats_input_spatial_axes", default=None
-)
+    return _RUNNING.get()[0]
 
 
 def input_spatial_axes(rank: int) -> tuple[int, ...]:
@@ -166,7 +165,7 @@ def input_spatial_axes(rank: int) -> tuple[int, ...]:
     ``data_format`` of its own (a concatenation, a slice, ``keras.ops.take``) reads it here.
     Channels last when the rule runs outside an analysis.
     """
-    axes = _INPUT_SPATIAL_AXES.get()
+    axes = _RUNNING.get((None, None))[1]
     if axes is None or len(axes) != rank - 2:
         return tuple(range(1, rank - 1))
     return tuple(a + 1 for a in axes)
@@ -378,8 +377,7 @@ class Registry:
                spatial_axes=None):
         if rule is None:
             raise Unsupported(self.unsupported_reason(cls, kind))
-        token = _DISPATCHING.set(self)
-        axes_token = _INPUT_SPATIAL_AXES.set(spatial_axes)
+        token = _RUNNING.set((self, spatial_axes))
         try:
             return rule(operation, input_shapes, output_shapes)
         except Unsupported:
@@ -393,8 +391,7 @@ class Registry:
                 "raise modelstats.Unsupported(reason) instead)."
             ) from exc
         finally:
-            _DISPATCHING.reset(token)
-            _INPUT_SPATIAL_AXES.reset(axes_token)
+            _RUNNING.reset(token)
 
     # -- listing ----------------------------------------------------------------------------
     def supported(self) -> list[LayerSupport]:
