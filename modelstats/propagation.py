@@ -10,7 +10,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Optional, Union
+from typing import Any, Iterable, Optional, Sequence, Union
 
 import networkx as nx
 
@@ -66,6 +66,14 @@ def _plain(value: Optional[Fraction]) -> Optional[Number]:
     if value is None:
         return None
     return int(value) if value.denominator == 1 else value
+
+
+def _table_number(value: Optional[Number]) -> Optional[Number]:
+    """A field's number in a table: ints as they are, Fractions as floats (or ints when
+    whole, as :func:`_plain` makes them)."""
+    if value is None or type(value) is int:
+        return value
+    return _plain(value) if value.denominator == 1 else float(value)
 
 
 @dataclass
@@ -753,6 +761,28 @@ class Propagation:
         raise ModelStatsError(f"Node '{node_id}' does not depend on input '{self.input_node}'.")
 
     # -- results ---------------------------------------------------------------------------
+    def columns(self, node_ids: Iterable[str],
+                wanted: Sequence[tuple[str, Optional[int]]]) -> list[list]:
+        """The values :meth:`field` gives, as table columns: one list per ``(attribute, axis)``
+        of ``wanted`` (an attribute of :class:`ReceptiveField`; ``axis`` indexes a per-axis
+        tuple, None for a scalar attribute), one entry per node. Per-axis values are None
+        where the field has no numbers, and Fractions become floats (exact values stay on
+        :meth:`field`). Read from the states, without a ReceptiveField per node."""
+        columns: list[list] = [[] for _ in wanted]
+        per_axis = ("size", "stride", "padding")
+        states = self.states
+        for node_id in node_ids:
+            state = states[node_id]
+            spatial = state.status == SPATIAL
+            for values, (attribute, axis) in zip(columns, wanted):
+                value = getattr(state, attribute)
+                if attribute in per_axis:
+                    value = value[axis] if spatial else None
+                    if value is not None and type(value) is not int:
+                        value = _table_number(value)
+                values.append(value)
+        return columns
+
     def field(self, node_id: str) -> ReceptiveField:
         state = self.states[node_id]
         if state.status != SPATIAL:

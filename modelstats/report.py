@@ -10,10 +10,10 @@ import dataclasses
 import json
 import operator
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any, Optional, Sequence, Union
 
 import networkx as nx
+import numpy as np
 import pandas as pd
 
 from modelstats import schema, symbolic
@@ -56,33 +56,20 @@ def _graph(model: Any, input_shape: Any, expand_nested: bool = True) -> nx.DiGra
     return to_networkx(model, expand_nested=expand_nested, input_shape=input_shape)
 
 
-def _value(v):
-    """Fractions become floats in tables (exact values stay on ReceptiveField)."""
-    return float(v) if isinstance(v, Fraction) else v
-
-
 def _field_columns(propagation, nodes, layout: Sequence[schema.Column]) -> dict[str, list]:
     """Receptive-field columns, one list per column (a frame is built once, column-wise)."""
     wanted = [c for c in layout if c.group == "field"]
     axes = schema.axes_of(c.name for c in wanted)
-    columns: dict[str, list] = {c.name: [] for c in wanted}
-    getters = [(columns[c.name], c.source.split(":", 1)[1],
-                None if c.axis is None else axes.index(c.axis)) for c in wanted]
-    for node_id in nodes:
-        rf = propagation.field(node_id)
-        for values, attribute, axis in getters:
-            value = getattr(rf, attribute)
-            if axis is not None:  # a per-axis tuple, None when the field has no numbers
-                value = None if value is None else _value(value[axis])
-            values.append(value)
-    return columns
+    sources = [(c.source.split(":", 1)[1], None if c.axis is None else axes.index(c.axis))
+               for c in wanted]
+    return dict(zip((c.name for c in wanted), propagation.columns(nodes, sources)))
 
 
 def _cost_columns(graph: nx.DiGraph, records, batch_size: int,
                   layout: Sequence[schema.Column]) -> dict[str, list]:
     """Cost columns from the node records and the graph, scaled by the batch size: built a
     column at a time, each column's getter resolved once rather than once per node."""
-    nodes = graph.nodes
+    node_data = [graph.nodes[record.node] for record in records]
     # Unknown is not zero: an unsupported node's work is missing (<NA>), never counted as 0.
     known = [record.status != "unsupported" for record in records]
     columns: dict[str, list] = {}
@@ -92,19 +79,15 @@ def _cost_columns(graph: nx.DiGraph, records, batch_size: int,
         kind, path = c.source.split(":", 1)
         if kind == "ratio":  # of values already batch-scaled (declared after their terms)
             numerator, denominators = c.ratio_terms
-            names = (numerator, *denominators)
-            columns[c.name] = [_ratio(c, dict(zip(names, terms)))
-                               for terms in zip(*(columns[n] for n in names))]
+            columns[c.name] = [_ratio(terms[0], terms[1:]) for terms in zip(
+                columns[numerator], *(columns[n] for n in denominators))]
             continue
         if kind == "node":
-            def get(record, _path=path):
-                return nodes[record.node][_path]
+            values = [data[path] for data in node_data]
         else:
-            get = operator.attrgetter(path)
+            values = list(map(operator.attrgetter(path), records))
         if c.nullable:
-            values = [get(record) if ok else None for record, ok in zip(records, known)]
-        else:
-            values = [get(record) for record in records]
+            values = [value if ok else None for value, ok in zip(values, known)]
         if c.dtype == "shapes":
             values = [[list(s) for s in value] for value in values]
         elif c.per_batch and batch_size != 1:
@@ -115,26 +98,30 @@ def _cost_columns(graph: nx.DiGraph, records, batch_size: int,
     return columns
 
 
-def _ratio(c: schema.Column, row: dict[str, Any]) -> Optional[float]:
-    """A ``ratio:`` column: missing when a term is unknown or the denominator is 0."""
-    numerator, denominators = c.ratio_terms
-    terms = [row.get(name) for name in (numerator, *denominators)]
-    if any(t is None for t in terms) or sum(terms[1:]) == 0:
+def _ratio(numerator: Any, denominators: Sequence[Any]) -> Optional[float]:
+    """A ``ratio:`` column's value: missing when a term is unknown or the denominator is 0."""
+    if numerator is None or None in denominators:
         return None
-    return terms[0] / sum(terms[1:])
+    denominator = sum(denominators)
+    return numerator / denominator if denominator else None
 
 
 def _frame(graph: nx.DiGraph, columns: dict[str, list],
            layout: Sequence[schema.Column]) -> pd.DataFrame:
     """The table in layout order, each column with its declared dtype (e.g. ``Int64`` for the
     counts, so an unsupported row is <NA> rather than a float NaN)."""
-    index = pd.Index(list(graph.nodes), name="node")
-    data = {}
-    for c in layout:
-        values = columns[c.name]
-        dtype = c.pandas_dtype
-        data[c.name] = pd.Series(values, index=index, dtype=dtype) if dtype else values
-    return pd.DataFrame(data, index=index)
+    data = {c.name: _column_array(columns[c.name], c.pandas_dtype) for c in layout}
+    return pd.DataFrame(data, index=pd.Index(list(graph.nodes), name="node"))
+
+
+def _column_array(values: list, dtype: Optional[str]) -> Any:
+    """A column's values as an array of its pandas dtype (arrays rather than Series: no
+    index to build and align per column); the list itself where the dtype is inferred."""
+    if dtype is None:
+        return values
+    if dtype in ("int64", "float64", "bool"):
+        return np.asarray(values, dtype=dtype)
+    return pd.array(values, dtype=dtype)  # a nullable extension dtype (Int64, boolean, ...)
 
 
 @collector_paused
@@ -366,9 +353,10 @@ def _grouped(layers: pd.DataFrame, keys: Sequence[str], index_name: str) -> pd.D
     return frame
 
 
-def _total(c: schema.Column, values: pd.Series):
-    """The sum of a column, skipping <NA> (the totals then say they are partial)."""
-    total = values.sum()
+def _total(c: schema.Column, values: Sequence[Any]):
+    """The sum of a column's values, skipping missing ones (the totals then say they are
+    partial)."""
+    total = sum(v for v in values if v is not None and v is not pd.NA)
     return int(total) if c.dtype == "int" else float(total)
 
 
@@ -879,10 +867,11 @@ def analyze(
         columns.update(_field_columns(propagation, graph.nodes, layout))
     table = _frame(graph, columns, layout)
     table.attrs.update(attrs)
-    totals = {c.name: _total(c, table[c.name]) for c in layout if c.summed}
+    totals = {c.name: _total(c, columns[c.name]) for c in layout if c.summed}
     extra = {
         "partial": attrs["partial"],
-        "unsupported": sorted(set(table.loc[table["status"] == "unsupported", "type"])),
+        "unsupported": sorted({kind for kind, status in zip(columns["type"], columns["status"])
+                               if status == "unsupported"}),
         "batch_size": batch_size,
         "rf_input": None if propagation is None else propagation.input_node,
         "optimizer_flops": attrs.get("optimizer_flops"),
