@@ -352,6 +352,7 @@ def node_costs(
     for node_id, data in graph.nodes(data=True):
         written = sum(tensor_bytes.of_outputs(node_id, data))
         operation = data["operation"]
+        rule = registry.cost_rule(type(operation))
         # Inside a traced call the leading axis can hold several of the model's samples
         # (Swin's windows: batch x windows); a node then does its per-sample work that often.
         repeats = data.get("batch_factor", 1)
@@ -374,13 +375,13 @@ def node_costs(
                               "its trace on Keras symbolic tensors failed "
                               f"({_summary(data['trace_error'])})",
                               needs if training else None)
-            elif registry.cost_rule(type(operation)) is BACKEND:
+            elif rule is BACKEND:
                 _backend_work(graph, node_id, record, convention,
                               f"{data['type']} is counted from its backend trace",
                               f"the rule for {data['type']} is BACKEND",
                               needs if training else None)
-            elif registry.cost_rule(type(operation)) is NESTED or (
-                registry.traceable(type(operation)) and data.get("traceable")
+            elif rule is NESTED or (
+                rule is None and data.get("traceable") and registry.traceable(type(operation))
             ):
                 inputs_need = any(needs.get(src, False) for src, _ in data["inputs"])
                 try:
