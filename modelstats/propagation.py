@@ -289,9 +289,9 @@ class Propagation:
             # Plain ints until an upsampling makes a value fractional: int arithmetic is
             # tens of times faster than Fraction's, and compose() keeps exact values exact.
             return _State(SPATIAL, (1,) * self.n_axes, (1,) * self.n_axes, (0,) * self.n_axes)
-        sources = [src for src, _ in data["inputs"]]
-        related = [(src, self.states[src]) for src in sources
-                   if self.states[src].status != UNRELATED]
+        states = self.states
+        related = [(src, states[src]) for src, _ in data["inputs"]
+                   if states[src].status != UNRELATED]
         if not related or data.get("constant_outputs"):
             # (a call computing its outputs from its weights and its inputs' shapes only, as
             # a table of positions sliced to the sequence length, depends on no input value)
@@ -300,9 +300,10 @@ class Propagation:
             geometry = self._geometry(node_id, data)
         except Unsupported as exc:
             return _State(UNSUPPORTED, note=exc.reason)
-        blind = [src for src, s in related if s.status in (UNSUPPORTED, UNKNOWN)]
-        if blind:
-            return _State(UNKNOWN, note=f"downstream of '{blind[0]}', which has no field")
+        statuses = {s.status for _, s in related}
+        if UNSUPPORTED in statuses or UNKNOWN in statuses:
+            blind = next(src for src, s in related if s.status in (UNSUPPORTED, UNKNOWN))
+            return _State(UNKNOWN, note=f"downstream of '{blind}', which has no field")
         if geometry.kind == "masked":
             return self._masked_attention(data, geometry)
         if geometry.kind == "product":
@@ -319,7 +320,7 @@ class Propagation:
             return _State(GLOBAL)
         spatial = [s for _, s in related if s.status == SPATIAL]
         if not spatial:
-            if any(s.status == BROKEN for _, s in related):
+            if BROKEN in statuses:
                 return _State(BROKEN, token_axes=self._carried_axes(data, geometry))
             return _State(GLOBAL)
         if geometry.kind in ("breaks", "pick"):
@@ -333,12 +334,11 @@ class Propagation:
                 return self._pick(geometry, spatial[0])
             return _State(BROKEN, note=geometry.note,
                           token_axes=self._carried_axes(data, geometry))
-        lost = [(src, s) for src, s in related if s.status == BROKEN]
-        if lost:
+        if BROKEN in statuses:
             # The spatial paths alone would give a field that is too small: the rearranged
             # path feeds pixels from positions nobody tracked. A global path is different: it
             # has no positions, every unit sees all of it (global_context below).
-            src, state = lost[0]
+            src, state = next((src, s) for src, s in related if s.status == BROKEN)
             return _State(UNKNOWN, note=f"merges '{src}', whose positions were rearranged"
                           + (f" ({state.note})" if state.note else ""))
         if geometry.kind == "flatten":
@@ -374,13 +374,10 @@ class Propagation:
             return state
         if len(geometry.axes) != self.n_axes:
             return _State(UNKNOWN, note=geometry.note or "spatial axes do not match the input's")
-        composed = [
+        state.size, state.stride, state.padding = zip(*(
             compose(r, j, p, axis)
             for r, j, p, axis in zip(state.size, state.stride, state.padding, geometry.axes)
-        ]
-        state.size = tuple(c[0] for c in composed)
-        state.stride = tuple(c[1] for c in composed)
-        state.padding = tuple(c[2] for c in composed)
+        ))
         return state
 
     # -- attention masks, read on a full-length input (modelstats.masks) --------------------
