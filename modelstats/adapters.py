@@ -122,6 +122,13 @@ class Keras3Adapter:
     def outputs(self, node_or_model_outputs: Any) -> list:
         return list(self.keras.tree.flatten(node_or_model_outputs))
 
+    @staticmethod
+    def node_outputs(node: Any) -> list:
+        """The output tensors of one call, in order."""
+        # A Keras 3 node flattens its outputs when it is made (and checks each is a tensor);
+        # flattening them again at every read is most of what reading them costs.
+        return list(node.outputs)
+
     def call_arguments(self, node: Any) -> tuple:
         return tuple(node.arguments.args)
 
@@ -149,6 +156,22 @@ class Keras3Adapter:
         shape = getattr(variable, "_shape", None) or variable.shape
         return math.prod(int(d) for d in shape)
 
+    @classmethod
+    def weight_sizes(cls, variables: list) -> list[tuple[int, str]]:
+        """``(elements, stored dtype)`` of each variable: :meth:`variable_size` and
+        :meth:`variable_dtype` of each, in one call per layer."""
+        sizes = []
+        for variable in variables:
+            # Keras 3 keeps the shape as a tuple of Python ints and the dtype's standardised
+            # name: read directly, sizing costs no method call (weights are most of the work
+            # of recording a call)
+            shape, dtype = getattr(variable, "_shape", None), getattr(variable, "_dtype", None)
+            if type(shape) is tuple and isinstance(dtype, str):
+                sizes.append((math.prod(shape), dtype))
+            else:
+                sizes.append((cls.variable_size(variable), cls.variable_dtype(variable)))
+        return sizes
+
     @staticmethod
     def training_argument(node: Any) -> Optional[bool]:
         """The ``training=`` a call was made with (``base(x, training=False)`` keeps a
@@ -175,10 +198,14 @@ class Keras3Adapter:
         ``trainable_weights`` and ``non_trainable_weights`` give them, from one read of
         ``weights`` (each property walks every sublayer again)."""
         weights = layer.weights
+        if not weights:  # (most calls: no trainable flag to read)
+            return [], []
         if not layer.trainable:
             return [], list(weights)
-        trainable = [v for v in weights if v.trainable]
-        return trainable, [v for v in weights if not v.trainable]
+        trainable, frozen = [], []
+        for variable in weights:  # one read of each variable's flag (a property)
+            (trainable if variable.trainable else frozen).append(variable)
+        return trainable, frozen
 
     def argument_variables(self, node: Any) -> list:
         """Variables passed to an operation's call as arguments (``ops.matmul(x, self.w)``
@@ -645,6 +672,9 @@ class TfKerasAdapter(Keras3Adapter):
         import tensorflow as tf
 
         return list(tf.nest.flatten(node_or_model_outputs))
+
+    def node_outputs(self, node: Any) -> list:
+        return self.outputs(node.outputs)  # a Keras 2 node keeps the structure returned
 
     def call_arguments(self, node: Any) -> tuple:
         return tuple(node.call_args)

@@ -29,8 +29,20 @@ __all__ = ["to_networkx", "find_node", "Shape", "InputShapes"]
 Shape = tuple  # a tensor shape without the batch dimension; entries are int or None
 
 
-def _strip_batch(shape: Sequence[Optional[int]]) -> Shape:
-    return tuple(shape[1:])
+def _any_unknown(shapes: Sequence[Shape]) -> bool:
+    """Whether a size in ``shapes`` is unknown (None)."""
+    for shape in shapes:  # (a loop: asked at every node, a generator costs more than the test)
+        if None in shape:
+            return True
+    return False
+
+
+def _any_unknown_or_empty(shapes: Sequence[Shape]) -> bool:
+    """Whether a size in ``shapes`` is unknown (None) or zero."""
+    for shape in shapes:
+        if None in shape or 0 in shape:
+            return True
+    return False
 
 
 # -- step 1: input_shape, parsed once ------------------------------------------------------------
@@ -286,7 +298,11 @@ class _Walk:
         self.shapes_text = ""
         self.graph = nx.DiGraph()
         self.producers: dict[int, tuple[str, int]] = {}  # id(tensor) -> (node id, output index)
+        # node id -> its output shapes (the list on the node): read for every consumer, and a
+        # plain dict is several times cheaper to read than the graph's node view
+        self.output_shapes: dict[str, list[Shape]] = {}
         self.call_counts: dict[tuple[tuple[str, ...], int], int] = {}
+        self.expandable: dict[type, bool] = {}  # operation class -> may_expand
         self.seen_weights: set[int] = set()
         self.used_ids: set[str] = set()
         self.unsized: list[str] = []  # nodes inside traced calls left with unknown sizes
@@ -296,6 +312,18 @@ class _Walk:
         adapter = self.adapter
         return (self.expand_nested and not adapter.is_model(layer)
                 and self.registry.traceable(type(layer)))
+
+    def may_expand(self, operation: Any) -> bool:
+        """Whether calls of ``operation`` can be expanded: it is a model, or a layer without a
+        rule (traced). A keras.ops operation without a rule is not traced: its call is backend
+        code. Answered once per class (the walk asks at every call)."""
+        cls = type(operation)
+        known = self.expandable.get(cls)
+        if known is None:
+            adapter = self.adapter
+            known = self.expandable[cls] = adapter.is_model(operation) or (
+                adapter.owns(operation) and self.registry.traceable(cls))
+        return known
 
     def kept_whole(self, scope: _Scope) -> bool:
         """Undo the expansion of a traced call whose nodes are left with unknown or empty sizes
@@ -318,13 +346,12 @@ class _Walk:
         added = list(nodes)[count:]
         self.graph.remove_nodes_from(added)
         self.used_ids.difference_update(added)
+        for removed in added:
+            del self.output_shapes[removed]
         del self.unsized[mark:]
         self.seen_weights = seen  # the call's weights count at its one node
         self.add_record(parent, scope.outer_node, self.adapter.operation(scope.outer_node),
                         node_id, call_index, inputs, input_values)
-        if parent.traced and any(d is None or d == 0 for shape in nodes[node_id]["output_shapes"]
-                                 for d in shape):
-            self.unsized.append(node_id)
         return True
 
     def node_id(self, scope: _Scope, operation: Any, keras_node: Any) -> tuple[str, int]:
@@ -355,7 +382,7 @@ class _Walk:
         adapter = self.adapter
         if adapter.is_input(keras_node) and scope.outer_node is not None:
             # The inner InputLayer of a nested model: a pass-through fed by the outer tensor.
-            first_output = adapter.outputs(keras_node.outputs)[0]
+            first_output = adapter.node_outputs(keras_node)[0]
             position = [id(t) for t in scope.functional.inputs].index(id(first_output))
             outer = scope.outer_inputs[position]
             return [outer] if outer is not None else []
@@ -371,7 +398,8 @@ class _Walk:
         on symbolic inputs gives the Functional of its sublayer and ``keras.ops`` calls.
         """
         adapter = self.adapter
-        if not self.expand_nested or adapter.is_input(keras_node):
+        if not self.expand_nested or adapter.is_input(keras_node) \
+                or not self.may_expand(operation):
             return None
         if adapter.is_sequential(operation):
             functional = adapter.sequential_graph(operation)
@@ -390,10 +418,6 @@ class _Walk:
             outer = _flat_outer_inputs(keras_node, functional, adapter)
             return functional, [None if t is None else self.producers[id(t)] for t in outer], \
                 False
-        if not (adapter.is_model(operation) or (
-            adapter.owns(operation) and self.registry.traceable(type(operation))
-        )):  # a keras.ops operation without a rule is not traced: its call is backend code
-            return None
         try:
             traced = adapter.trace_call(keras_node, input_values, scope.traced,
                                         self.traced_in_turn, self.pretraced)
@@ -402,11 +426,11 @@ class _Walk:
             if isinstance(exc, ConstantOutputs):
                 self.constant_outputs.add(id(keras_node))
             return None
-        used = [outer for outer, inner in zip(adapter.outputs(keras_node.outputs), traced.outputs)
+        used = [outer for outer, inner in zip(adapter.node_outputs(keras_node), traced.outputs)
                 if not adapter.is_symbolic(inner) and scope.reads(outer, adapter)]
         if used:  # a constant output that is read: no node of the trace can stand for it
             self.trace_errors[id(keras_node)] = (
-                f"its output {adapter.outputs(keras_node.outputs).index(used[0])} is computed "
+                f"its output {adapter.node_outputs(keras_node).index(used[0])} is computed "
                 "from weights or shapes alone, and the model reads it")
             return None
         closing = adapter.closes_over_tensors(traced)
@@ -438,16 +462,12 @@ class _Walk:
             ) from None
 
     def known_sizes(self, keras_node: Any, outputs: list, inputs: list) -> list:
-        """``outputs``, or, where they leave sizes unknown that fully known inputs determine
-        (a layer's shape inference frozen at build time), the outputs of running the call."""
-        def unknown(shape):
-            return any(d is None for d in shape)
-
-        if not any(unknown(_strip_batch(t.shape)) for t in outputs):
-            return outputs
+        """For ``outputs`` that leave sizes unknown: where fully known inputs determine them
+        (a layer's shape inference frozen at build time), the outputs of running the call;
+        else ``outputs``."""
         nodes = self.graph.nodes
         shapes = [nodes[src]["output_shapes"][i] for src, i in inputs]
-        if any(unknown(shape) for shape in shapes):
+        if _any_unknown(shapes):
             return outputs
         dtypes = [nodes[src]["dtype"] for src, _ in inputs]
         try:
@@ -459,6 +479,7 @@ class _Walk:
                    call_index: int, inputs: list[tuple[str, int]],
                    input_values: Optional[list]) -> None:
         adapter, graph = self.adapter, self.graph
+        is_input = adapter.is_input(keras_node)
         # (On the class: hasattr on the instance would run the property, a walk of every
         # sublayer's weights.)
         if hasattr(type(operation), "trainable_weights"):
@@ -467,25 +488,32 @@ class _Walk:
             variables = adapter.argument_variables(keras_node)
             trainable_weights = [v for v in variables if v.trainable]
             frozen_weights = [v for v in variables if not v.trainable]
-        # sized once: the parameter counts and the bytes read (weight_sizes below) share them
-        weight_sizes = [(adapter.variable_size(v), adapter.variable_dtype(v))
-                        for v in (*trainable_weights, *frozen_weights)]
-        trainable = self._count(trainable_weights, weight_sizes)
-        non_trainable = self._count(frozen_weights, weight_sizes[len(trainable_weights):])
-        outputs = adapter.outputs(keras_node.outputs)
+        if trainable_weights or frozen_weights:
+            # sized once: the parameter counts and the bytes read (weight_sizes) share them
+            weight_sizes = adapter.weight_sizes([*trainable_weights, *frozen_weights])
+            trainable = self._count(trainable_weights, weight_sizes)
+            non_trainable = self._count(frozen_weights, weight_sizes[len(trainable_weights):])
+        else:  # most calls read no weights
+            weight_sizes, trainable, non_trainable = [], 0, 0
+        outputs = adapter.node_outputs(keras_node)
         for index, tensor in enumerate(outputs):
             self.producers[id(tensor)] = (node_id, index)
         shaped = outputs
         if input_values is not None and not scope.traced:
             # (A traced call already ran at the new sizes: its nodes keep their own tensors.)
             shaped = self.infer(node_id, keras_node, outputs, input_values)
-        if inputs and not adapter.is_input(keras_node):
+        output_shapes = [tuple(t.shape[1:]) for t in shaped]  # without the batch axis
+        if inputs and not is_input and _any_unknown(output_shapes):
             shaped = self.known_sizes(keras_node, shaped, inputs)
+            output_shapes = [tuple(t.shape[1:]) for t in shaped]
         if input_values is not None:
             for index, tensor in enumerate(shaped):
                 self.values[(node_id, index)] = tensor
+        input_shapes = [self.output_shapes[src][i] for src, i in inputs]
         self.used_ids.add(node_id)
+        self.output_shapes[node_id] = output_shapes
         training_argument = adapter.training_argument(keras_node)
+        call_key = id(keras_node)
         graph.add_node(
             node_id,
             operation=operation,
@@ -495,8 +523,8 @@ class _Walk:
             call_index=call_index,
             keras_node=keras_node,
             inputs=inputs,
-            input_shapes=[graph.nodes[src]["output_shapes"][i] for src, i in inputs],
-            output_shapes=[_strip_batch(t.shape) for t in shaped],
+            input_shapes=input_shapes,
+            output_shapes=output_shapes,
             batch_factor=_leading_size(shaped) if scope.traced else 1,
             # inside a layer's traced call, whose arguments may hold the batch size it was
             # traced with (ops.tile(token, [ops.shape(x)[0], 1, 1])): replayed one sample at
@@ -516,15 +544,15 @@ class _Walk:
             weight_sizes=weight_sizes,
             training_argument=(scope.training if training_argument is None
                                else training_argument),
-            is_input=bool(adapter.is_input(keras_node) and scope.outer_node is None),
-            trace_error=self.trace_errors.get(id(keras_node)),
+            is_input=is_input and scope.outer_node is None,
+            trace_error=self.trace_errors.get(call_key),
             # computed from weights and shapes only (adapters.ConstantOutputs): no field
-            constant_outputs=id(keras_node) in self.constant_outputs,
+            constant_outputs=call_key in self.constant_outputs,
             # a layer whose call can be traced when it is kept whole (expand_nested=False)
-            traceable=bool(adapter.owns(operation) and not adapter.is_input(keras_node)),
+            traceable=adapter.owns(operation) and not is_input,
         )
         for position, (src, index) in enumerate(inputs):
-            shape = graph.nodes[src]["output_shapes"][index]
+            shape = input_shapes[position]
             if graph.has_edge(src, node_id):
                 # Several tensors of one producer feed this consumer (e.g. LSTM h and c).
                 edge = graph.edges[src, node_id]
@@ -534,6 +562,8 @@ class _Walk:
             else:
                 graph.add_edge(src, node_id, indices=[position], output_indices=[index],
                                shapes=[shape])
+        if scope.traced and _any_unknown_or_empty(output_shapes):
+            self.unsized.append(node_id)
 
     def _count(self, variables: Sequence[Any], sizes: Sequence[tuple[int, str]]) -> int:
         """Parameters of variables not counted yet (a shared layer counts at its first call);
@@ -584,10 +614,6 @@ def _walk(root: Any, adapter: Any, expand_nested: bool, registry: Any,
                                    len(walk.graph), len(walk.unsized), set(walk.seen_weights))
             continue
         walk.add_record(scope, keras_node, operation, node_id, call_index, inputs, input_values)
-        if scope.traced and any(d is None or d == 0
-                                for shape in walk.graph.nodes[node_id]["output_shapes"]
-                                for d in shape):
-            walk.unsized.append(node_id)
     graph = walk.graph
     graph.graph["inputs"] = [walk.producers[id(t)][0] for t in root.inputs]
     graph.graph["outputs"] = [walk.producers[id(t)][0] for t in root.outputs
@@ -636,7 +662,7 @@ def _flat_outer_inputs(keras_node: Any, functional: Any, adapter: Any) -> list[A
 def _connect_nested_outputs(scope: _Scope, producers: dict[int, tuple[str, int]],
                             adapter: Any) -> None:
     """Make the outer tensors returned by a nested call point at the inner producing nodes."""
-    outer = adapter.outputs(scope.outer_node.outputs)
+    outer = adapter.node_outputs(scope.outer_node)
     for outer_tensor, inner_tensor in zip(outer, adapter.outputs(scope.functional.outputs)):
         if id(inner_tensor) in producers:  # (a constant output, read by nothing, has none)
             producers[id(outer_tensor)] = producers[id(inner_tensor)]
@@ -696,41 +722,51 @@ def _assign_spatial_axes(graph: nx.DiGraph) -> None:
     of the first operation downstream that declares one, reached through operations of the
     same rank (channels_last when none does).
     """
+    # Plain dicts of the graph's own attribute and successor dicts: read once per node and
+    # per edge, they are several times cheaper than the graph's views.
+    nodes = dict(graph.nodes(data=True))
+    successors = dict(graph.adjacency())
     declared_downstream: dict[str, Optional[str]] = {}
-    for node_id in reversed(list(graph.nodes)):  # the insertion order is topological
-        data = graph.nodes[node_id]
+    for node_id in reversed(nodes):  # the insertion order is topological
+        data = nodes[node_id]
         if data["data_format"] is not None:
             declared_downstream[node_id] = data["data_format"]
             continue
         rank = len(data["output_shapes"][0]) if data["output_shapes"] else 0
         found = None
-        for successor in graph.successors(node_id):
-            out = graph.nodes[successor]["output_shapes"]
+        for successor in successors[node_id]:
+            out = nodes[successor]["output_shapes"]
             same_rank = not out or len(out[0]) == rank or \
-                graph.nodes[successor]["data_format"] is not None
+                nodes[successor]["data_format"] is not None
             if same_rank and declared_downstream.get(successor):
                 found = declared_downstream[successor]
                 break
         declared_downstream[node_id] = found
-    for node_id in graph.nodes:
-        data = graph.nodes[node_id]
+    axes_by_layout: dict[tuple[int, str], tuple[int, ...]] = {}  # (rank, format) -> axes
+    for node_id, data in nodes.items():
         fmt = data["data_format"]
         if fmt is None and data["inputs"]:
             src = data["inputs"][0][0]
-            fmt = graph.nodes[src]["data_format"]
+            fmt = nodes[src]["data_format"]
         if fmt is None:
             fmt = declared_downstream.get(node_id) or "channels_last"
         data["data_format"] = fmt
-        data["spatial_axes"] = spatial_axes_of(data["output_shapes"][0], fmt) \
-            if data["output_shapes"] else ()
+        shapes = data["output_shapes"]
+        axes = ()
+        if shapes:
+            layout = (len(shapes[0]), fmt)
+            axes = axes_by_layout.get(layout)
+            if axes is None:
+                axes = axes_by_layout[layout] = spatial_axes_of(shapes[0], fmt)
+        data["spatial_axes"] = axes
     token_ids = _token_ids_input(graph)
     passing = [token_ids] if token_ids is not None else []
     while passing:  # the ids, and the inputs of nested or traced calls that pass them on
         node_id = passing.pop()
-        graph.nodes[node_id]["spatial_axes"] = (0,)
-        passing.extend(n for n in graph.successors(node_id)
-                       if graph.nodes[n]["type"] == "InputLayer"
-                       and len(graph.nodes[n]["output_shapes"][0]) == 1)
+        nodes[node_id]["spatial_axes"] = (0,)
+        passing.extend(n for n in successors[node_id]
+                       if nodes[n]["type"] == "InputLayer"
+                       and len(nodes[n]["output_shapes"][0]) == 1)
     _assign_token_grids(graph)
 
 
@@ -793,16 +829,16 @@ def _assign_token_grids(graph: nx.DiGraph) -> None:
     from modelstats.registry import Unsupported
 
     registry = rules.active()
+    nodes = dict(graph.nodes(data=True))  # (a plain dict: cheaper reads than the node view)
     layouts: dict[str, Any] = {}
-    for node_id in graph.nodes:
-        data = graph.nodes[node_id]
+    for node_id, data in nodes.items():
         layout = None
         inputs = data["inputs"]
         outputs = data["output_shapes"]
         # (Inside a traced call a leading axis above 1 holds windows or tokens, not samples.)
         if inputs and outputs and len(outputs[0]) == 2 and data.get("batch_factor", 1) == 1:
             given = [layouts.get(src) for src, _ in inputs]
-            first = graph.nodes[inputs[0][0]]
+            first = nodes[inputs[0][0]]
             candidate = any(given) or len(data["input_shapes"][0]) >= 3 \
                 if data["input_shapes"] else False
             if candidate:
@@ -824,11 +860,13 @@ def _check_sizes_positive(graph: nx.DiGraph) -> None:
     """A crop or valid window that leaves nothing is an error at the layer, never a zero count."""
     for node_id, data in graph.nodes(data=True):
         for shape in data["output_shapes"]:
-            if any(d is not None and d < 1 for d in shape):
-                raise ShapeError(
-                    f"Layer '{node_id}' ({data['type']}) produces shape {shape}, with a zero or "
-                    "negative dimension: its input is too small for its crop, window or stride."
-                )
+            for dim in shape:  # (plain loops: a generator per shape costs more than the test)
+                if dim is not None and dim < 1:
+                    raise ShapeError(
+                        f"Layer '{node_id}' ({data['type']}) produces shape {shape}, with a zero "
+                        "or negative dimension: its input is too small for its crop, window or "
+                        "stride."
+                    )
 
 
 def find_node(graph: nx.DiGraph, layer: str) -> str:
