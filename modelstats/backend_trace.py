@@ -39,6 +39,8 @@ What is counted (per sample; docs/custom_layers.md, "Backend fallback"):
 Anything else (an operation not in these tables, a loop whose trip count cannot be read,
 branches of different cost, a size unknown in the trace) raises
 :class:`~modelstats.registry.Unsupported` naming it: the node stays unsupported, never guessed.
+So does an output that other nodes read when the trace gives it another shape than the graph
+(which sized it from the layer's ``compute_output_shape``): its readers were sized wrong.
 
 For a training step, each product is split as :class:`~modelstats.registry.Cost` expects:
 the operands are followed back to the call's inputs and variables, so a product of an input by
@@ -229,10 +231,49 @@ def trace_node(graph: Any, node_id: str) -> BackendTrace:
         raise Unsupported(str(exc)) from None
     backend = adapter.backend_name()
     if backend == "tensorflow":
-        return _trace_tensorflow(run, shapes, dtypes, variables)
-    if backend == "jax":
-        return _trace_jax(run, shapes, dtypes, variables)
-    raise Unsupported(f"no backend trace for the {backend} backend (TensorFlow and JAX only)")
+        traced = _trace_tensorflow(run, shapes, dtypes, variables)
+    elif backend == "jax":
+        traced = _trace_jax(run, shapes, dtypes, variables)
+    else:
+        raise Unsupported(f"no backend trace for the {backend} backend (TensorFlow and JAX "
+                          "only)")
+    _check_read_outputs(graph, node_id, traced.output_shapes)
+    return traced
+
+
+def _check_read_outputs(graph: Any, node_id: str, traced: list) -> None:
+    """Raise Unsupported when an output that other nodes read has another shape in the call
+    than the graph gives it.
+
+    The graph sizes a call that Keras symbolic tensors refused from the layer's own shape
+    inference (``compute_output_shape``), and sizes every node reading its outputs from that.
+    Where the call disagrees (keras-hub XLNet's ``ContentAndQueryEmbedding`` declares its
+    relative position table ``(batch, 1, hidden)`` and returns ``(batch, 2 x sequence,
+    hidden)``), those nodes would be counted at the wrong sizes, silently: the node is left
+    unsupported instead, naming both shapes. A size unknown on either side is not compared;
+    outputs nobody reads are not checked.
+    """
+    declared = graph.nodes[node_id]["output_shapes"]
+    if len(declared) != len(traced):  # not aligned (an output that is not a tensor)
+        return
+    read = sorted({index for _, _, edge in graph.out_edges(node_id, data=True)
+                   for index in edge.get("output_indices", ())})
+    for index in read:
+        if index < len(declared) and not _compatible(declared[index], traced[index]):
+            raise Unsupported(
+                f"its output {index} has shape {tuple(traced[index])} in its call but "
+                f"{tuple(declared[index])} in the graph (the layer's shape inference, e.g. its "
+                "compute_output_shape, disagrees with its call), and the nodes that read it "
+                "were sized from the latter: they would be counted at the wrong sizes"
+            )
+
+
+def _compatible(declared: Sequence[Any], traced: Sequence[Any]) -> bool:
+    """Same rank, and equal wherever both sizes are known integers."""
+    if len(declared) != len(traced):
+        return False
+    return all(a == b for a, b in zip(declared, traced)
+               if isinstance(a, int) and isinstance(b, int))
 
 
 def _failed(backend: str, exc: BaseException) -> Unsupported:

@@ -330,9 +330,8 @@ class _Walk:
         though its inputs have known ones, and record the call as one node instead, its cost
         then read from a backend trace (modelstats.backend_trace). Such a trace baked a size
         the symbolic call did not know into an argument (a shape frozen when a sublayer was
-        built; keras-hub XLNet's relative shift, which on symbolic tensors slices a table down
-        to nothing where the real call does not), so its nodes cannot be counted. True when
-        it did so."""
+        built, or a slice of a table whose declared size is smaller than the call's), so its
+        nodes cannot be counted. True when it did so."""
         parent, node_id, call_index, inputs, input_values, count, mark, seen = scope.whole
         nodes = self.graph.nodes
         unsized = [n for n in self.unsized[mark:] if n in nodes]
@@ -462,9 +461,9 @@ class _Walk:
             ) from None
 
     def known_sizes(self, keras_node: Any, outputs: list, inputs: list) -> list:
-        """For ``outputs`` that leave sizes unknown: where fully known inputs determine them
-        (a layer's shape inference frozen at build time), the outputs of running the call;
-        else ``outputs``."""
+        """The outputs of running the call, where its inputs' sizes are all known (for
+        ``outputs`` that leave sizes unknown, a layer's shape inference frozen at build time,
+        or that a call's symbolic trace refused); else ``outputs``."""
         nodes = self.graph.nodes
         shapes = [nodes[src]["output_shapes"][i] for src, i in inputs]
         if _any_unknown(shapes):
@@ -503,9 +502,17 @@ class _Walk:
             # (A traced call already ran at the new sizes: its nodes keep their own tensors.)
             shaped = self.infer(node_id, keras_node, outputs, input_values)
         output_shapes = [tuple(t.shape[1:]) for t in shaped]  # without the batch axis
-        if inputs and not is_input and _any_unknown(output_shapes):
-            shaped = self.known_sizes(keras_node, shaped, inputs)
-            output_shapes = [tuple(t.shape[1:]) for t in shaped]
+        from_backend = id(keras_node) in self.trace_errors and not scope.traced
+        if inputs and not is_input and (from_backend or _any_unknown(output_shapes)):
+            # A call its symbolic trace refused is counted from its backend trace: it is sized
+            # by running it too, not by its layer's shape inference, which may disagree with
+            # it (keras-hub XLNet's ContentAndQueryEmbedding declares its relative position
+            # table (batch, 1, hidden) and returns 2 x sequence rows), or every reader of the
+            # output would be counted at the declared size.
+            ran = self.known_sizes(keras_node, shaped, inputs)
+            if len(ran) == len(shaped):
+                shaped = ran
+                output_shapes = [tuple(t.shape[1:]) for t in shaped]
         if input_values is not None:
             for index, tensor in enumerate(shaped):
                 self.values[(node_id, index)] = tensor
