@@ -163,8 +163,7 @@ class Keras3Adapter:
         sizes = []
         for variable in variables:
             # Keras 3 keeps the shape as a tuple of Python ints and the dtype's standardised
-            # name: read directly, sizing costs no method call (weights are most of the work
-            # of recording a call)
+            # name: read directly, without two method calls per variable
             shape, dtype = getattr(variable, "_shape", None), getattr(variable, "_dtype", None)
             if type(shape) is tuple and isinstance(dtype, str):
                 sizes.append((math.prod(shape), dtype))
@@ -198,7 +197,7 @@ class Keras3Adapter:
         ``trainable_weights`` and ``non_trainable_weights`` give them, from one read of
         ``weights`` (each property walks every sublayer again)."""
         weights = layer.weights
-        if not weights:  # (most calls: no trainable flag to read)
+        if not weights:  # (most layers own none: no flag to read)
             return [], []
         if not layer.trainable:
             return [], list(weights)
