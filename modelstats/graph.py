@@ -464,11 +464,10 @@ class _Walk:
         """The outputs of running the call, where its inputs' sizes are all known (for
         ``outputs`` that leave sizes unknown, a layer's shape inference frozen at build time,
         or that a call's symbolic trace refused); else ``outputs``."""
-        nodes = self.graph.nodes
-        shapes = [nodes[src]["output_shapes"][i] for src, i in inputs]
+        shapes = [self.output_shapes[src][i] for src, i in inputs]
         if _any_unknown(shapes):
             return outputs
-        dtypes = [nodes[src]["dtype"] for src, _ in inputs]
+        dtypes = [self.graph.nodes[src]["dtype"] for src, _ in inputs]
         try:
             return self.adapter.run_output_spec(keras_node, shapes, dtypes)
         except Exception:  # noqa: BLE001 - keep Keras' own answer; costs then ask for sizes
@@ -502,7 +501,8 @@ class _Walk:
             # (A traced call already ran at the new sizes: its nodes keep their own tensors.)
             shaped = self.infer(node_id, keras_node, outputs, input_values)
         output_shapes = [tuple(t.shape[1:]) for t in shaped]  # without the batch axis
-        from_backend = id(keras_node) in self.trace_errors and not scope.traced
+        call_key = id(keras_node)
+        from_backend = call_key in self.trace_errors and not scope.traced
         if inputs and not is_input and (from_backend or _any_unknown(output_shapes)):
             # A call its symbolic trace refused is counted from its backend trace: it is sized
             # by running it too, not by its layer's shape inference, which may disagree with
@@ -520,7 +520,6 @@ class _Walk:
         self.used_ids.add(node_id)
         self.output_shapes[node_id] = output_shapes
         training_argument = adapter.training_argument(keras_node)
-        call_key = id(keras_node)
         graph.add_node(
             node_id,
             operation=operation,
