@@ -117,12 +117,19 @@ def test_fractional_stride_after_upsampling(keras):
     L = keras.layers
     x = keras.Input((8, 8, 1))
     y = L.UpSampling2D(2, name="up")(L.Conv2D(1, 3, padding="same", name="c")(x))
-    rf = modelstats.receptive_field(keras.Model(x, y), "up")
+    model = keras.Model(x, y)
+    rf = modelstats.receptive_field(model, "up")
     # nearest upsampling by 2 = a transposed conv with kernel 2, stride 2:
     # size 3 + (2-1)*1/2 = 7/2, stride 1/2, padding 1 + (2-1-0)/2 = 3/2
     assert rf.stride == (Fraction(1, 2),) * 2
     assert rf.size == (Fraction(7, 2),) * 2 and rf.padding == (Fraction(3, 2),) * 2
     assert rf.box((5, 5)) == ((1, 3), (1, 3))  # output 5 reads conv unit 2, pixels 1..3
+    # The table: the same values, Fractions as floats (the conv: 3, 1, 1)
+    table = modelstats.receptive_field(model)
+    columns = ("rf_size_y", "rf_stride_x", "rf_padding_y")
+    up = [table.at["up", c] for c in columns]
+    conv = [table.at["c", c] for c in columns]
+    assert up == [3.5, 0.5, 1.5] and conv == [3, 1, 1]
 
 
 def test_global_broken_and_squeeze_excitation(keras, application):
