@@ -59,8 +59,18 @@ def numel(shape: Sequence[int]) -> int:
     >>> numel(d for d in (2, 3.0))  # a generator, with a dimension that is not an int
     6
     """
+    if type(shape) is tuple:
+        # The common case, a tuple of Python ints: their product is an int, and only theirs
+        # (a float, NumPy or sympy dimension makes it another type), computed without a
+        # call per dimension.
+        try:
+            product = math.prod(shape)
+        except TypeError:  # None, or another dimension without a product: said below
+            product = None
+        if type(product) is int:
+            return product
     shape = tuple(shape)  # (a generator could not be read twice)
-    try:  # whole numbers (Python, NumPy): the common case, without a call per dimension
+    try:  # whole numbers (NumPy integers too)
         return math.prod(map(operator.index, shape))
     except TypeError:  # a symbolic or float dimension
         return math.prod(dim_size(d) for d in shape)

@@ -246,6 +246,9 @@ class Propagation:
             registry = rules.active()
         self.registry = registry
         self.graph = graph
+        # each node's attributes, read from a plain dict (not through a networkx view,
+        # a method call per read)
+        self.nodes: dict[str, dict] = dict(graph.nodes(data=True))
         self.input_node = input_node
         self.strict = strict
         self.n_axes = len(graph.nodes[input_node]["spatial_axes"])
@@ -254,8 +257,8 @@ class Propagation:
         self.states: dict[str, _State] = {}
         self.mask_kinds: dict[tuple, Optional[str]] = {}  # (node, output index) -> kind
         model_inputs = set(graph.graph.get("inputs", ()))
-        for node_id in graph.nodes:
-            state = self._state(node_id)
+        for node_id, data in self.nodes.items():
+            state = self._state(node_id, data)
             self._mark_masks(node_id, state, node_id in model_inputs)
             self.states[node_id] = state
 
@@ -266,25 +269,24 @@ class Propagation:
         merged into, and what is computed from those (``masked_by``)."""
         if state.status not in (UNRELATED, BROKEN):
             return
-        sources = [self.states[src] for src, _ in self.graph.nodes[node_id]["inputs"]]
+        sources = [self.states[src] for src, _ in self.nodes[node_id]["inputs"]]
         if state.status == UNRELATED:
             state.from_other_input = model_input or any(s.from_other_input for s in sources)
         elif state.status == BROKEN:
             state.masked_by = next((s.masked_by for s in sources if s.masked_by), ())
             if not state.masked_by and any(s.status == BROKEN for s in sources):
                 state.masked_by = next(
-                    (tuple(source) for source, s in zip(self.graph.nodes[node_id]["inputs"],
+                    (tuple(source) for source, s in zip(self.nodes[node_id]["inputs"],
                                                         sources)
                      if s.status == UNRELATED and s.from_other_input), ())
 
     def _geometry(self, node_id: str, data: dict) -> Geometry:
         inputs = data["inputs"]
-        axes = self.graph.nodes[inputs[0][0]]["spatial_axes"] if inputs else None
+        axes = self.nodes[inputs[0][0]]["spatial_axes"] if inputs else None
         return self.registry.geometry(data["operation"], data["input_shapes"],
                                       data["output_shapes"], node=node_id, spatial_axes=axes)
 
-    def _state(self, node_id: str) -> _State:
-        data = self.graph.nodes[node_id]
+    def _state(self, node_id: str, data: dict) -> _State:
         if node_id == self.input_node:
             # Plain ints until an upsampling makes a value fractional: int arithmetic is
             # tens of times faster than Fraction's, and compose() keeps exact values exact.
@@ -313,7 +315,7 @@ class Propagation:
             geometry = IDENTITY  # a product with weights summing over channels: as Dense
         if geometry.kind == "global":
             folded = [src for src, s in related
-                      if s.status == BROKEN and self.graph.nodes[src].get("batch_factor", 1) != 1]
+                      if s.status == BROKEN and self.nodes[src].get("batch_factor", 1) != 1]
             if folded:
                 return _State(BROKEN, note=f"'{folded[0]}' holds positions in its batch axis "
                               "(windows): this call sees only some of them")
@@ -420,7 +422,7 @@ class Propagation:
         """Axes of ``node_id``'s output along which every token (every position) lies: the
         token axis of a token grid, the one axis of a 1-D map, the axes a broken state kept
         track of. None when positions were folded into the batch axis."""
-        data = self.graph.nodes[node_id]
+        data = self.nodes[node_id]
         if data.get("batch_factor", 1) != 1:
             return ()
         state = self.states[node_id]
@@ -448,7 +450,7 @@ class Propagation:
                 carried |= {mapping[a] for a in full
                             if a < len(mapping) and mapping[a] is not None}
             elif geometry.kind == "identity" and geometry.complete:
-                shape = self.graph.nodes[src]["output_shapes"][index]
+                shape = self.nodes[src]["output_shapes"][index]
                 if len(shape) == len(out_shape):
                     carried |= {a for a in full
                                 if shape[a] is not None and shape[a] == out_shape[a]}
@@ -489,7 +491,7 @@ class Propagation:
             carried |= {mapping[a] for a in full if a < len(mapping) and mapping[a] is not None}
         if len(related) == 1 and related[0][2].status == SPATIAL:
             i, src, _ = related[0]
-            positions = self.graph.nodes[src]["spatial_axes"]
+            positions = self.nodes[src]["spatial_axes"]
             mapping = geometry.axis_map[i]
             if all(a < len(mapping) and mapping[a] == a for a in positions) \
                     and not set(positions) & set(geometry.contracted[i]):
@@ -534,7 +536,7 @@ class Propagation:
         """``(h, w, C) -> (h*w, C)``: the tokens keep the grid's field."""
         (source,) = related if len(related) == 1 else (None,)
         folded = data.get("batch_factor", 1) != 1 \
-            or self.graph.nodes[data["inputs"][0][0]].get("batch_factor", 1) != 1
+            or self.nodes[data["inputs"][0][0]].get("batch_factor", 1) != 1
         if source is None or source.tokens is not None or folded \
                 or len(data["input_shapes"][0]) != self.n_axes + 1:
             return _State(BROKEN, note="flattens axes that are not the input's spatial axes")
@@ -554,7 +556,7 @@ class Propagation:
         target = tuple(data["output_shapes"][0])
         layout = source.tokens if source is not None else None
         folded = data.get("batch_factor", 1) != 1 \
-            or self.graph.nodes[data["inputs"][0][0]].get("batch_factor", 1) != 1
+            or self.nodes[data["inputs"][0][0]].get("batch_factor", 1) != 1
         problem = None
         if layout is None or folded:
             problem = "lays out on a grid tokens that are not a flattened grid"
@@ -566,7 +568,7 @@ class Propagation:
             grid = "x".join(str(n) for n in layout.grid)
             problem = f"lays out the tokens of a {grid} grid as {target}"
         elif len(target) != self.n_axes + 1 \
-                or tuple(self.graph.nodes[node_id]["spatial_axes"]) != tuple(range(self.n_axes)):
+                or tuple(self.nodes[node_id]["spatial_axes"]) != tuple(range(self.n_axes)):
             problem = "lays out tokens on axes that are not the map's spatial axes"
         if problem is None:
             return _State(SPATIAL, source.size, source.stride, source.padding, source.aligned,
@@ -652,7 +654,7 @@ class Propagation:
                           first.global_context)
         problems = []
         names = axis_names(self.n_axes)
-        sources = [src for src, _ in self.graph.nodes[node_id]["inputs"]
+        sources = [src for src, _ in self.nodes[node_id]["inputs"]
                    if self.states[src].status == SPATIAL]
         for axis in range(self.n_axes):
             for source, other in zip(sources[1:], spatial[1:]):
@@ -698,7 +700,7 @@ class Propagation:
         state = self.states.get(node_id)
         if state is not None and state.tokens is not None:
             return state.tokens.grid  # token units are addressed on their grid
-        data = self.graph.nodes[node_id]
+        data = self.nodes[node_id]
         shape = data["output_shapes"][output_index]
         return tuple(shape[a] for a in data["spatial_axes"])
 
@@ -732,7 +734,7 @@ class Propagation:
             wanted_here = demand.pop(current)
             windowed = state.geometry is not None and state.geometry.kind == "window"
             axes = state.geometry.axes if windowed else (None,) * len(position)
-            for src, index in self.graph.nodes[current]["inputs"]:
+            for src, index in self.nodes[current]["inputs"]:
                 if self.states[src].status != SPATIAL:
                     continue  # global context and unrelated inputs have no position
                 extents = self._extent(src, index)

@@ -114,6 +114,15 @@ def _frame(graph: nx.DiGraph, columns: dict[str, list],
     return pd.DataFrame(data, index=pd.Index(list(graph.nodes), name="node"))
 
 
+#: The nullable dtypes of the schema: their array type, the NumPy dtype of its values, and
+#: what a missing value's slot holds under the mask.
+_MASKED_ARRAYS = {
+    "Int64": (pd.arrays.IntegerArray, "int64", 0),
+    "Float64": (pd.arrays.FloatingArray, "float64", 0.0),
+    "boolean": (pd.arrays.BooleanArray, "bool", False),
+}
+
+
 def _column_array(values: list, dtype: Optional[str]) -> Any:
     """A column's values as an array of its pandas dtype (arrays rather than Series: no
     index to build and align per column); the list itself where the dtype is inferred."""
@@ -121,7 +130,12 @@ def _column_array(values: list, dtype: Optional[str]) -> Any:
         return values
     if dtype in ("int64", "float64", "bool"):
         return np.asarray(values, dtype=dtype)
-    return pd.array(values, dtype=dtype)  # a nullable extension dtype (Int64, boolean, ...)
+    array_type, numpy_dtype, fill = _MASKED_ARRAYS[dtype]
+    # Values and mask given to the array type directly: pd.array(values, dtype) infers and
+    # checks every value again, six times slower on a column of a few hundred nodes.
+    missing = [value is None or value is pd.NA or value != value for value in values]
+    data = [fill if gone else value for value, gone in zip(values, missing)]
+    return array_type(np.asarray(data, dtype=numpy_dtype), np.asarray(missing, dtype=bool))
 
 
 @collector_paused
