@@ -110,8 +110,23 @@ def _frame(graph: nx.DiGraph, columns: dict[str, list],
            layout: Sequence[schema.Column]) -> pd.DataFrame:
     """The table in layout order, each column with its declared dtype (e.g. ``Int64`` for the
     counts, so an unsupported row is <NA> rather than a float NaN)."""
-    data = {c.name: _column_array(columns[c.name], c.pandas_dtype) for c in layout}
+    data = {c.name: _number_array(columns[c.name]) if c.dtype == "number"
+            else _column_array(columns[c.name], c.pandas_dtype) for c in layout}
     return pd.DataFrame(data, index=pd.Index(list(graph.nodes), name="node"))
+
+
+def _number_array(values: list) -> Any:
+    """A ``number`` column (receptive-field sizes, strides, paddings): the int64 or float64
+    array pandas would infer, made directly (inference costs a pass over each column and is
+    most of building the frame); the list itself when it holds anything else (sympy
+    expressions in a symbolic report) or only missing values."""
+    kinds = set(map(type, values))
+    if kinds == {int}:
+        return np.asarray(values, dtype="int64")
+    if kinds <= {int, float, type(None)} and kinds != {type(None)}:
+        return np.asarray([np.nan if value is None else value for value in values],
+                          dtype="float64")
+    return values
 
 
 #: The nullable dtypes of the schema: their array type, the NumPy dtype of its values, and
