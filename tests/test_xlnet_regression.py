@@ -17,6 +17,8 @@ instead of silently short.
 
 from __future__ import annotations
 
+import json
+import pathlib
 import warnings
 
 import pytest
@@ -98,6 +100,8 @@ def test_the_readers_of_the_table_are_counted_at_its_real_size(relative_model):
 # -- keras-hub XLNet ---------------------------------------------------------------------------
 
 SEQUENCE = 16
+# (the JAX trace of tests/oracles/hub_models.py's hub_xlnet, the same configuration)
+GOLDEN = pathlib.Path(__file__).resolve().parent / "oracles" / "golden_macs.json"
 # Per encoder layer (16 tokens, 32 relative positions, hidden 64 = 2 heads x 32, FFN 128):
 #   query, key, value      3 x 16 * 64 * 64 = 196,608
 #   position projection    32 * 64 * 64     = 131,072   (at the declared 1 row: 4,096)
@@ -125,5 +129,7 @@ def xlnet_frame(keras):
 
 
 def test_xlnet_equals_its_jax_trace(xlnet_frame):
+    golden = json.loads(GOLDEN.read_text())["models"]["hub_xlnet"]
+    assert golden["input_shapes"]["token_ids"]["shape"] == [SEQUENCE]
     assert not xlnet_frame.attrs.get("partial", False)
-    assert int(xlnet_frame["macs"].sum()) == XLNET_MACS == 1_446_912
+    assert int(xlnet_frame["macs"].sum()) == XLNET_MACS == golden["oracle_macs"] == 1_446_912

@@ -246,6 +246,19 @@ def hub_mixtral():
     )
 
 
+@_register("keras_hub", _text("token_ids", "segment_ids", "padding_mask"))
+def hub_xlnet():
+    """XLNetBackbone: 2 layers, hidden 64, 2 heads. Its ContentAndQueryEmbedding refuses
+    symbolic tensors and returns a relative position table of 2 x sequence rows while
+    declaring one (tests/test_xlnet_regression.py)."""
+    import keras_hub
+
+    return keras_hub.models.XLNetBackbone(
+        vocabulary_size=VOCABULARY, num_layers=2, num_heads=2, hidden_dim=64,
+        intermediate_dim=128,
+    )
+
+
 @_register("keras_hub", _image(64))
 def hub_vitdet():
     """ViTDetBackbone: 64x64 image, 8x8 patches, 2 layers (window 4, then global attention),
