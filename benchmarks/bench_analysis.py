@@ -111,7 +111,12 @@ def machine() -> str:
             f"{tf.__version__}, Keras {keras.__version__}")
 
 
-def bench_application(name: str, repeats: int, build_repeats: int, profiler_repeats: int) -> dict:
+def bench_application(name: str, repeats: int, rounds: int) -> dict:
+    """One application's timings. Construction, ``analyze`` and the profiler path are timed
+    in ``rounds`` rounds, one after the other within each round (a model built, analysed
+    ``repeats`` times, profiled once), and each ratio is the median of the rounds' ratios:
+    this machine's speed drifts by tens of percent over a minute, and timings taken seconds
+    apart share the drift. The other steps are medians on one model."""
     import keras
 
     import modelstats
@@ -121,18 +126,26 @@ def bench_application(name: str, repeats: int, build_repeats: int, profiler_repe
     kwargs = {"weights": None}
     if name == "NASNetMobile":
         kwargs["input_shape"] = (224, 224, 3)
-    build = median_seconds(lambda: constructor(**kwargs), build_repeats)
-    model = constructor(**kwargs)
+    timed = {"build": [], "analyze": [], "profiler": []}
+    for _ in range(rounds):
+        gc.collect()
+        start = time.perf_counter()
+        model = constructor(**kwargs)
+        timed["build"].append(time.perf_counter() - start)
+        timed["analyze"].append(median_seconds(lambda: modelstats.analyze(model), repeats))
+        timed["profiler"].append(median_seconds(lambda: profiler_flops(model), 1))
     graph = modelstats.to_networkx(model)
     row = {
         "model": name,
         "nodes": graph.number_of_nodes(),
-        "build": build,
+        **{step: statistics.median(seconds) for step, seconds in timed.items()},
+        "analyze_per_build": statistics.median(
+            a / b for a, b in zip(timed["analyze"], timed["build"])),
+        "profiler_per_analyze": statistics.median(
+            p / a for p, a in zip(timed["profiler"], timed["analyze"])),
         "to_networkx": median_seconds(lambda: modelstats.to_networkx(model), repeats),
         "receptive_field": median_seconds(lambda: modelstats.receptive_field(graph), repeats),
         "count_flops": median_seconds(lambda: modelstats.count_flops(graph), repeats),
-        "analyze": median_seconds(lambda: modelstats.analyze(model), repeats),
-        "profiler": median_seconds(lambda: profiler_flops(model), profiler_repeats),
     }
     weights_bytes = sum(int(w.numpy().nbytes) for w in model.weights)
     tracemalloc.start()
@@ -242,8 +255,8 @@ def application_table(rows: list[dict]) -> str:
         ("count_flops", lambda r: ms(r["count_flops"])),
         ("analyze", lambda r: ms(r["analyze"])),
         ("TF profiler (ms)", lambda r: ms(r["profiler"])),
-        ("analyze / build", lambda r: f"{r['analyze'] / r['build']:.1%}"),
-        ("profiler / analyze", lambda r: f"{r['profiler'] / r['analyze']:,.0f}x"),
+        ("analyze / build", lambda r: f"{r['analyze_per_build']:.1%}"),
+        ("profiler / analyze", lambda r: f"{r['profiler_per_analyze']:,.0f}x"),
         ("weights (MiB)", lambda r: f"{r['weights_mib']:,.1f}"),
         ("analyze peak alloc (MiB)", lambda r: f"{r['analyze_peak_mib']:,.1f}"),
     ], rows)
@@ -310,7 +323,7 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     rows = []
     for name in names:
-        rows.append(bench_application(name, args.repeats, build_repeats=3, profiler_repeats=2))
+        rows.append(bench_application(name, args.repeats, rounds=3))
         print(f"{name:>14}: build {ms(rows[-1]['build'])} ms, analyze "
               f"{ms(rows[-1]['analyze'])} ms, profiler {ms(rows[-1]['profiler'])} ms", flush=True)
     sys.path.insert(0, str(ROOT))
@@ -350,8 +363,11 @@ def main(argv=None) -> int:
         "",
         "### keras.applications (weights=None, 224x224 inputs, batch 1)",
         "",
-        "Median of several repeats in one process (build and profiler: 3 and 2 repeats; the "
-        "analysis steps: " + str(args.repeats) + "). Analysis times are in ms. `analyze` includes "
+        "Three rounds in one process, each building the model, analysing it (median of "
+        + str(args.repeats) + ") and profiling it once; the times are the medians of the "
+        "rounds, and the two ratios the medians of each round's own ratio (timings seconds "
+        "apart share this machine's drift). The other analysis steps are medians of "
+        + str(args.repeats) + " on one model. Analysis times are in ms. `analyze` includes "
         "`to_networkx`, `receptive_field` and `count_flops` of the model object plus building "
         "the tables; the three steps alone are timed on a prepared graph. "
         "\"analyze peak alloc\" is the peak Python allocation during one `analyze` "
