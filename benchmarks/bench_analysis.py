@@ -218,17 +218,33 @@ def bench_published(name: str, repeats: int) -> Optional[dict]:
     return row
 
 
-def bench_scaling(n_layers: int, residual: bool, repeats: int) -> dict:
+def bench_scaling(scales: tuple[int, ...], residual: bool, rounds: int) -> list[dict]:
+    """One row per depth of one kind of generated model. Every depth is built first, then
+    analysed once per round, the depths one after the other within a round, so that the
+    growth from one depth to the next (``growth``: the median of the rounds' ratios) compares
+    timings taken seconds apart rather than minutes."""
     import modelstats
     from modelstats.models import deep_conv_net
 
-    start = time.perf_counter()
-    model = deep_conv_net(n_layers, residual=residual)  # raises the recursion limit for Keras
-    build = time.perf_counter() - start
-    assert sys.getrecursionlimit() == DEFAULT_RECURSION_LIMIT  # analysed at the default limit
-    analyze = median_seconds(lambda: modelstats.analyze(model), repeats)
-    return {"model": f"{'residual' if residual else 'chain'}", "layers": n_layers,
-            "build": build, "analyze": analyze, "per_layer_us": analyze / n_layers * 1e6}
+    models, builds = [], []
+    for n_layers in scales:
+        start = time.perf_counter()
+        models.append(deep_conv_net(n_layers, residual=residual))  # raises Keras' limit
+        builds.append(time.perf_counter() - start)
+        assert sys.getrecursionlimit() == DEFAULT_RECURSION_LIMIT  # analysed at the default
+    timed = [[] for _ in scales]
+    for _ in range(rounds):
+        for model, seconds in zip(models, timed):
+            seconds.append(median_seconds(lambda: modelstats.analyze(model), 1))
+    rows = []
+    for i, (n_layers, build, seconds) in enumerate(zip(scales, builds, timed)):
+        analyze = statistics.median(seconds)
+        growth = None if i == 0 else statistics.median(
+            a / b for a, b in zip(seconds, timed[i - 1]))
+        rows.append({"model": "residual" if residual else "chain", "layers": n_layers,
+                     "build": build, "analyze": analyze,
+                     "per_layer_us": analyze / n_layers * 1e6, "growth": growth})
+    return rows
 
 
 def ms(seconds: float) -> str:
@@ -270,6 +286,8 @@ def scaling_table(rows: list[dict]) -> str:
         ("analyze (s)", lambda r: f"{r['analyze']:.3f}"),
         ("analyze per layer (µs)", lambda r: f"{r['per_layer_us']:.0f}"),
         ("analyze / build", lambda r: f"{r['analyze'] / r['build']:.1%}"),
+        ("growth over the row above", lambda r: "" if r["growth"] is None
+         else f"{r['growth']:.1f}x"),
     ], rows)
 
 
@@ -350,11 +368,12 @@ def main(argv=None) -> int:
     # default one
     sys.setrecursionlimit(DEFAULT_RECURSION_LIMIT)
     scaling = []
-    for n_layers in scales:
-        for residual in (False, True):
-            scaling.append(bench_scaling(n_layers, residual, repeats=3))
-            print(f"{scaling[-1]['model']:>14} {n_layers:>6}: build {scaling[-1]['build']:.2f} s, "
-                  f"analyze {scaling[-1]['analyze']:.3f} s", flush=True)
+    for residual in (False, True):
+        rows_of_kind = bench_scaling(scales, residual, rounds=3)
+        scaling.extend(rows_of_kind)
+        for row in rows_of_kind:
+            print(f"{row['model']:>14} {row['layers']:>6}: build {row['build']:.2f} s, "
+                  f"analyze {row['analyze']:.3f} s", flush=True)
     elapsed = time.perf_counter() - started
 
     body = "\n".join([
@@ -405,8 +424,10 @@ def main(argv=None) -> int:
         "",
         "`modelstats.models.deep_conv_net(n)`: a chain alternates Conv2D(3x3) and ReLU; a "
         "residual model adds an Add merge every third layer. \"build\" is Keras constructing "
-        "the model (one repeat; Keras needs `sys.setrecursionlimit` raised for the deep ones), "
-        "\"analyze\" the median of 3.",
+        "the model (one repeat; Keras needs `sys.setrecursionlimit` raised for the deep ones). "
+        "Each kind's models are built first, then analysed in three rounds, one depth "
+        "after the other within a round: \"analyze\" is the median of the rounds, and the "
+        "growth the median of the rounds' ratios to the depth above.",
         "",
         scaling_table(scaling),
     ])
