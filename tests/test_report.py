@@ -89,3 +89,42 @@ def test_worked_example_end_to_end(classifier, tmp_path, monkeypatch, capsys):
     # the known defect: strided depthwise counted from input/stride (56.5 positions per axis)
     assert diff.loc["block_1_depthwise", "published"] == 5_516_208
     assert diff.loc["block_1_depthwise", "exact"] == 2 * 2_709_504
+
+
+# -- the frame's columns are built without pandas' inference: checked against it ------------
+
+NUMBER_COLUMNS = [
+    [3, 7, 11],  # whole fields: int64
+    [3, None, 11],  # a node without a field: float64, NaN
+    [3.5, 1, None],  # after an upsampling, a fractional field
+    [None, None],  # no field anywhere: left to pandas (object)
+]
+
+
+@pytest.mark.parametrize("values", NUMBER_COLUMNS)
+def test_number_columns_are_what_pandas_infers(values):
+    from modelstats.report import _number_array
+
+    pd.testing.assert_series_equal(pd.Series(_number_array(list(values))), pd.Series(values))
+
+
+def test_number_column_of_sympy_sizes_is_left_to_pandas():
+    sympy = pytest.importorskip("sympy")
+    from modelstats.report import _number_array
+
+    values = [sympy.Symbol("H") + 2, 3]
+    assert _number_array(values) is values
+
+
+@pytest.mark.parametrize("dtype, values", [
+    ("Int64", [55296, None, 0]),
+    ("Float64", [0.25, None, float("nan"), 3.0]),
+    ("boolean", [True, None, False]),
+])
+def test_nullable_columns_are_what_pd_array_gives(dtype, values):
+    from modelstats.report import _column_array
+
+    built = _column_array(list(values), dtype)
+    expected = pd.array(values, dtype=dtype)
+    assert built.dtype == expected.dtype
+    pd.testing.assert_extension_array_equal(built, expected)
