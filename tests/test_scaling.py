@@ -61,9 +61,9 @@ def _counting(monkeypatch, keras, registry):
         monkeypatch.setattr(cls, "compute_output_spec", counted_inference)
     state = Propagation._state
 
-    def counted_state(self, node_id):
+    def counted_state(self, node_id, data):
         calls[("field", "node")] += 1
-        return state(self, node_id)
+        return state(self, node_id, data)
 
     monkeypatch.setattr(Propagation, "_state", counted_state)
     return calls
