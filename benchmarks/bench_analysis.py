@@ -1,9 +1,9 @@
 """How long modelstats takes next to building the model and next to the TensorFlow profiler.
 
-For each keras.applications model (weights=None) it measures, in the same process and as the
-median of several repeats: building the model; ``to_networkx``; ``receptive_field``;
-``count_flops``; ``analyze``; and the TensorFlow-profiler FLOP count (frozen concrete function +
-``tf.compat.v1.profiler``). Then the scaling of ``analyze`` over generated chains and residual
+For each keras.applications model (weights=None) it measures, in the same process: building
+the model, ``analyze`` and the TensorFlow-profiler FLOP count (frozen concrete function +
+``tf.compat.v1.profiler``) in rounds, one right after the other, the ratios taken round by
+round; and ``to_networkx``, ``receptive_field`` and ``count_flops`` as medians of repeats. Then the scaling of ``analyze`` over generated chains and residual
 DAGs of 100, 1,000 and 10,000 layers (at the default recursion limit), and the peak Python memory
 ``analyze`` allocates against the size of the model's weights.
 
@@ -14,7 +14,7 @@ backbones at the sizes of published checkpoints (GPT-2 base to Gemma 2B, random 
 
 Prints the tables and rewrites the "analysis" section of docs/benchmarks.md.
 
-    python benchmarks/bench_analysis.py            # the full run (about 5-8 minutes here)
+    python benchmarks/bench_analysis.py            # the full run (about 16 minutes here)
     python benchmarks/bench_analysis.py --quick    # two small models, 100/1,000 layers
 """
 

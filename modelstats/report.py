@@ -117,9 +117,9 @@ def _frame(graph: nx.DiGraph, columns: dict[str, list],
 
 def _number_array(values: list) -> Any:
     """A ``number`` column (receptive-field sizes, strides, paddings): the int64 or float64
-    array pandas would infer, made directly (inference costs a pass over each column and is
-    most of building the frame); the list itself when it holds anything else (sympy
-    expressions in a symbolic report) or only missing values."""
+    array pandas would infer, made directly (pandas' inference is a pass over the column's
+    Python objects); the list itself when it holds anything else (sympy expressions in a
+    symbolic report) or only missing values."""
     kinds = set(map(type, values))
     if kinds == {int}:
         return np.asarray(values, dtype="int64")
