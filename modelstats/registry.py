@@ -40,7 +40,7 @@ __all__ = [
 Shapes = Sequence[tuple]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # (slots: built for every call, half the time to build)
 class Cost:
     """Work of one call, per sample.
 
