@@ -40,7 +40,8 @@ Anything else (an operation not in these tables, a loop whose trip count cannot 
 branches of different cost, a size unknown in the trace) raises
 :class:`~modelstats.registry.Unsupported` naming it: the node stays unsupported, never guessed.
 So does an output that other nodes read when the trace gives it another shape than the graph
-(which sized it from the layer's ``compute_output_shape``): its readers were sized wrong.
+(where running the call failed and the graph kept the layer's ``compute_output_shape``): its
+readers were sized wrong.
 
 For a training step, each product is split as :class:`~modelstats.registry.Cost` expects:
 the operands are followed back to the call's inputs and variables, so a product of an input by
@@ -245,13 +246,14 @@ def _check_read_outputs(graph: Any, node_id: str, traced: list) -> None:
     """Raise Unsupported when an output that other nodes read has another shape in the call
     than the graph gives it.
 
-    The graph sizes a call that Keras symbolic tensors refused from the layer's own shape
-    inference (``compute_output_shape``), and sizes every node reading its outputs from that.
-    Where the call disagrees (keras-hub XLNet's ``ContentAndQueryEmbedding`` declares its
+    The graph sizes a call that Keras symbolic tensors refused by running it
+    (modelstats.graph), and every node reading its outputs from that; where running it
+    fails, it keeps the layer's own shape inference (``compute_output_shape``), which can
+    disagree with the call (keras-hub XLNet's ``ContentAndQueryEmbedding`` declares its
     relative position table ``(batch, 1, hidden)`` and returns ``(batch, 2 x sequence,
-    hidden)``), those nodes would be counted at the wrong sizes, silently: the node is left
-    unsupported instead, naming both shapes. A size unknown on either side is not compared;
-    outputs nobody reads are not checked.
+    hidden)``). The readers would then be counted at the wrong sizes, silently: the node is
+    left unsupported instead, naming both shapes. A size unknown on either side is not
+    compared; outputs nobody reads are not checked.
     """
     declared = graph.nodes[node_id]["output_shapes"]
     if len(declared) != len(traced):  # not aligned (an output that is not a tensor)

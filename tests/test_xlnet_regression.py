@@ -100,7 +100,7 @@ def test_the_readers_of_the_table_are_counted_at_its_real_size(relative_model):
 # -- keras-hub XLNet ---------------------------------------------------------------------------
 
 SEQUENCE = 16
-# (the JAX trace of tests/oracles/hub_models.py's hub_xlnet, the same configuration)
+# (the JAX trace of tests/oracles/hub_models.py's hub_xlnet, the model built below)
 GOLDEN = pathlib.Path(__file__).resolve().parent / "oracles" / "golden_macs.json"
 # Per encoder layer (16 tokens, 32 relative positions, hidden 64 = 2 heads x 32, FFN 128):
 #   query, key, value      3 x 16 * 64 * 64 = 196,608
@@ -119,13 +119,12 @@ XLNET_MACS = 2 * 722_944 + 32 * 32  # 1,446,912, the JAX trace's total
 
 @pytest.fixture(scope="module")
 def xlnet_frame(keras):
-    keras_hub = pytest.importorskip("keras_hub")
-    with keras.StatelessScope(initialize_variables=False):
-        model = keras_hub.models.XLNetBackbone(
-            vocabulary_size=100, num_layers=2, num_heads=2, hidden_dim=64,
-            intermediate_dim=128,
-        )
-    return _count(model, input_shape={t.name: (SEQUENCE,) for t in model.inputs})
+    from tests.oracles.hub_models import MODELS, input_shape_argument
+
+    spec = MODELS["hub_xlnet"]  # the configuration the golden entry traced, defined once
+    pytest.importorskip(spec.package)
+    model = spec()
+    return _count(model, input_shape=input_shape_argument(model, spec.inputs))
 
 
 def test_xlnet_equals_its_jax_trace(xlnet_frame):
