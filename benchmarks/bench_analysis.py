@@ -111,6 +111,36 @@ def machine() -> str:
             f"{tf.__version__}, Keras {keras.__version__}")
 
 
+def read_floor(model: Any, n_columns: int):
+    """What any per-node table of ``model`` costs before it analyses anything: every call
+    node visited in topological order (modelstats' own adapter), its operation, class name,
+    input producers, output shapes and weight sizes read, and a DataFrame of ``n_columns``
+    columns (as many as ``analyze``'s) built from them. No cost rule, receptive field,
+    validation or graph: a lower bound for ``analyze`` in any design, measured next to it."""
+    import math
+
+    import pandas as pd
+
+    from modelstats.adapters import adapter_for
+
+    adapter = adapter_for(model)
+    producers: dict[int, int] = {}
+    names, types, inputs, outputs, params = [], [], [], [], []
+    for index, node in enumerate(adapter.nodes_in_topological_order(model)):
+        operation = adapter.operation(node)
+        for tensor in adapter.node_outputs(node):
+            producers[id(tensor)] = index
+        names.append(operation.name)
+        types.append(type(operation).__name__)
+        inputs.append([producers[id(t)] for t in adapter.input_tensors(node)])
+        outputs.append([tuple(t.shape[1:]) for t in adapter.node_outputs(node)])
+        params.append(sum(math.prod(w.shape) for w in getattr(operation, "weights", ())))
+    columns = {"node": names, "type": types, "inputs": inputs, "output_shapes": outputs}
+    for extra in range(n_columns - len(columns)):
+        columns[f"params_{extra}"] = params
+    return pd.DataFrame(columns)
+
+
 def bench_application(name: str, repeats: int, rounds: int) -> dict:
     """One application's timings. Construction, ``analyze`` and the profiler path are timed
     in ``rounds`` rounds, one after the other within each round (a model built, analysed
@@ -126,13 +156,16 @@ def bench_application(name: str, repeats: int, rounds: int) -> dict:
     kwargs = {"weights": None}
     if name == "NASNetMobile":
         kwargs["input_shape"] = (224, 224, 3)
-    timed = {"build": [], "analyze": [], "profiler": []}
+    timed = {"build": [], "analyze": [], "floor": [], "profiler": []}
+    n_columns = None
     for _ in range(rounds):
         gc.collect()
         start = time.perf_counter()
         model = constructor(**kwargs)
         timed["build"].append(time.perf_counter() - start)
         timed["analyze"].append(median_seconds(lambda: modelstats.analyze(model), repeats))
+        n_columns = n_columns or len(modelstats.analyze(model).layers.columns)
+        timed["floor"].append(median_seconds(lambda: read_floor(model, n_columns), repeats))
         timed["profiler"].append(median_seconds(lambda: profiler_flops(model), 1))
     graph = modelstats.to_networkx(model)
     row = {
@@ -143,6 +176,11 @@ def bench_application(name: str, repeats: int, rounds: int) -> dict:
             a / b for a, b in zip(timed["analyze"], timed["build"])),
         "profiler_per_analyze": statistics.median(
             p / a for p, a in zip(timed["profiler"], timed["analyze"])),
+        "analyze_per_floor": statistics.median(
+            a / f for a, f in zip(timed["analyze"], timed["floor"])),
+        # the most any design reaching the floor could be faster than the profiler
+        "profiler_per_floor": statistics.median(
+            p / f for p, f in zip(timed["profiler"], timed["floor"])),
         "to_networkx": median_seconds(lambda: modelstats.to_networkx(model), repeats),
         "receptive_field": median_seconds(lambda: modelstats.receptive_field(graph), repeats),
         "count_flops": median_seconds(lambda: modelstats.count_flops(graph), repeats),
@@ -273,6 +311,9 @@ def application_table(rows: list[dict]) -> str:
         ("TF profiler (ms)", lambda r: ms(r["profiler"])),
         ("analyze / build", lambda r: f"{r['analyze_per_build']:.1%}"),
         ("profiler / analyze", lambda r: f"{r['profiler_per_analyze']:,.0f}x"),
+        ("read floor (ms)", lambda r: ms(r["floor"])),
+        ("analyze / floor", lambda r: f"{r['analyze_per_floor']:.1f}x"),
+        ("profiler / floor", lambda r: f"{r['profiler_per_floor']:,.0f}x"),
         ("weights (MiB)", lambda r: f"{r['weights_mib']:,.1f}"),
         ("analyze peak alloc (MiB)", lambda r: f"{r['analyze_peak_mib']:,.1f}"),
     ], rows)
@@ -390,7 +431,12 @@ def main(argv=None) -> int:
         "`to_networkx`, `receptive_field` and `count_flops` of the model object plus building "
         "the tables; the three steps alone are timed on a prepared graph. "
         "\"analyze peak alloc\" is the peak Python allocation during one `analyze` "
-        "(tracemalloc), next to the size of the model's weights: analysing copies no weights.",
+        "(tracemalloc), next to the size of the model's weights: analysing copies no weights. "
+        "\"read floor\" is timed in the same rounds: each call node visited, its operation, "
+        "inputs, output shapes and weight sizes read, and a DataFrame of as many columns as "
+        "`analyze` gives built from them (`read_floor`), with no cost rule, field or graph: "
+        "the least any per-node analysis costs here. \"profiler / floor\" is the most any "
+        "design could be faster than the profiler.",
         "",
         application_table(rows),
         "",

@@ -104,3 +104,23 @@ def test_no_recursion_per_layer(chain):
     last = report.receptive_field(chain.layers[-1].name)
     # 250 stride-1 3x3 convs: size = 1 + 250 * 2
     assert last.size == (501, 501) and last.stride == (1, 1)
+
+
+def test_the_benchmarks_read_floor_reads_what_analyze_reports(mobilenet):
+    """benchmarks/bench_analysis.py times ``read_floor`` as the least any per-node analysis
+    costs: to be a fair floor it must read every node ``analyze`` reports (MobileNetV2
+    without its top: 154 calls) and build a table of as many columns, with the same
+    parameter and shape reads (2,257,984 parameters, a 7x7x1280 map at the end)."""
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "bench_analysis.py"
+    spec = importlib.util.spec_from_file_location("bench_analysis", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    report = modelstats.analyze(mobilenet)
+    floor = bench.read_floor(mobilenet, len(report.layers.columns))
+    assert floor.shape == report.layers.shape == (154, len(report.layers.columns))
+    assert list(floor["node"]) == list(report.layers.index)
+    assert floor["params_0"].sum() == report.totals["params"] == 2_257_984
+    assert floor["output_shapes"].iloc[-1] == [(7, 7, 1280)]
