@@ -127,13 +127,13 @@ def read_floor(model: Any, n_columns: int):
     producers: dict[int, int] = {}
     names, types, inputs, outputs, params = [], [], [], [], []
     for index, node in enumerate(adapter.nodes_in_topological_order(model)):
-        operation = adapter.operation(node)
-        for tensor in adapter.node_outputs(node):
+        operation, tensors = adapter.operation(node), adapter.node_outputs(node)
+        for tensor in tensors:
             producers[id(tensor)] = index
         names.append(operation.name)
         types.append(type(operation).__name__)
         inputs.append([producers[id(t)] for t in adapter.input_tensors(node)])
-        outputs.append([tuple(t.shape[1:]) for t in adapter.node_outputs(node)])
+        outputs.append([tuple(t.shape[1:]) for t in tensors])
         params.append(sum(math.prod(w.shape) for w in getattr(operation, "weights", ())))
     columns = {"node": names, "type": types, "inputs": inputs, "output_shapes": outputs}
     for extra in range(n_columns - len(columns)):
