@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
+import weakref
 from typing import Any, Optional
 
 from modelstats.errors import NotAGraphModelError
@@ -569,16 +570,41 @@ def _complete_sublayer_specs(operation: Any, keras: Any, pretrace: _Pretrace):
 
 def _accepted(function: Any, kwargs: dict) -> dict:
     """``kwargs`` without the names ``function`` takes no parameter for."""
+    if not kwargs:  # (most calls pass none: no signature to read)
+        return kwargs
+    names = _keyword_names(function)
+    if names is None:
+        return kwargs
+    return {k: v for k, v in kwargs.items() if k in names}
+
+
+#: The underlying function of a method -> the names its bound form takes (None: any). The
+#: shape inference of a model at new sizes asks this once per call node; reading a signature
+#: costs more than the rest of the question.
+_KEYWORD_NAMES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _keyword_names(function: Any) -> Optional[frozenset]:
+    """The parameter names ``function`` takes, None when it takes any keyword (or its
+    signature cannot be read). Bound methods are remembered by their function."""
     import inspect
 
+    key = getattr(function, "__func__", None)
+    if key is not None and key in _KEYWORD_NAMES:
+        return _KEYWORD_NAMES[key]
     try:
         parameters = inspect.signature(function).parameters.values()
     except (TypeError, ValueError):
-        return kwargs
-    if any(p.kind is p.VAR_KEYWORD for p in parameters):
-        return kwargs
-    names = {p.name for p in parameters}
-    return {k: v for k, v in kwargs.items() if k in names}
+        names = None
+    else:
+        names = None if any(p.kind is p.VAR_KEYWORD for p in parameters) \
+            else frozenset(p.name for p in parameters)
+    if key is not None:
+        try:
+            _KEYWORD_NAMES[key] = names
+        except TypeError:  # (no weak reference to it: asked again next time)
+            pass
+    return names
 
 
 def _call_parameters(call: Any) -> list[str]:
