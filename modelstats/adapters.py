@@ -12,6 +12,7 @@ costed by the rule of the matching ``keras.ops`` operation (``tf.math.truediv`` 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import sys
 import weakref
@@ -31,6 +32,8 @@ class Keras3Adapter:
         import keras
 
         self.keras = keras
+        # (what a layer's shape inference is unless its class overrides it: _output_shape_spec)
+        self._layer_output_spec = keras.layers.Layer.compute_output_spec
 
     def owns(self, obj: Any) -> bool:
         return isinstance(obj, self.keras.layers.Layer)
@@ -340,11 +343,54 @@ class Keras3Adapter:
         input tensor of the node, in order), by Keras' own shape inference."""
         tensors = {id(t): new for t, new in zip(node.arguments.keras_tensors, inputs)}
         args, kwargs = node.arguments.fill_in(tensors)
-        infer = node.operation.compute_output_spec
+        operation = node.operation
+        # (Keras' shapes come from the tensor arguments only: a keyword such as training=False
+        # changes none. A structure among them might hold tensors: Keras then answers.)
+        if len(args) == 1 and all(isinstance(v, _PLAIN_VALUES) for v in kwargs.values()):
+            spec = self._output_shape_spec(operation, args[0])
+            if spec is not None:
+                return [spec]
+        infer = operation.compute_output_spec
         # Layer.__call__ takes call-context arguments (training, mask) out before it asks
         # for the output spec; an override without them (Identity's) would refuse them.
         kwargs = _accepted(infer, kwargs)
         return self.keras.tree.flatten(infer(*args, **kwargs))
+
+    def _output_shape_spec(self, layer: Any, tensor: Any) -> Optional[Any]:
+        """What Keras' ``Layer.compute_output_spec`` gives for a call on one tensor (its
+        other arguments plain values), of a layer whose own ``compute_output_shape`` takes
+        one shape: that method's answer as a symbolic tensor of the layer's compute dtype.
+        Keras reaches it through a call spec, a dict of shapes by argument name and a
+        signature read per call, several times the work of the answer. None where Keras
+        would do more than that (its method overridden, on the class or the instance; no
+        ``compute_output_shape``; one of several shapes; a nested or empty output): Keras
+        then answers itself."""
+        keras = self.keras
+        compute_output_shape = getattr(layer, "compute_output_shape", None)
+        if self._layer_output_spec is None \
+                or getattr(getattr(layer, "compute_output_spec", None), "__func__", None) \
+                is not self._layer_output_spec \
+                or not isinstance(tensor, keras.KerasTensor) \
+                or compute_output_shape is None \
+                or getattr(compute_output_shape, "_is_default", False):
+            return None
+        shape_parameters, call_parameters = (_parameters(compute_output_shape),
+                                             _parameters(layer.call))
+        if shape_parameters is None or len(_named(shape_parameters)) != 1 \
+                or not call_parameters \
+                or call_parameters[0].kind not in (inspect.Parameter.POSITIONAL_ONLY,
+                                                   inspect.Parameter.POSITIONAL_OR_KEYWORD) \
+                or call_parameters[0].name == "mask":
+            # (Keras passes the shape of a named argument other than ``mask``: a call taking
+            # ``*args``, or its tensor as ``mask``, gets None or another shape)
+            return None
+        shape = compute_output_shape(tensor.shape)
+        if isinstance(shape, list) and shape and isinstance(shape[0], (int, type(None))):
+            shape = tuple(shape)
+        if not (isinstance(shape, tuple) and shape
+                and all(isinstance(d, (int, type(None))) for d in shape)):
+            return None
+        return keras.KerasTensor(shape, dtype=layer.compute_dtype)
 
     # -- running ------------------------------------------------------------------------------
     def call_node(self, node: Any, inputs: list, training: Optional[bool] = False) -> list:
@@ -568,43 +614,49 @@ def _complete_sublayer_specs(operation: Any, keras: Any, pretrace: _Pretrace):
                 layer.__dict__["compute_output_spec"] = own
 
 
+#: Keyword values that hold no tensor (training=False, mask=None, axis=-1).
+_PLAIN_VALUES = (bool, int, float, str, type(None))
+
+#: The underlying function of a method -> the parameters of its bound form (None: the
+#: signature cannot be read). The shape inference of a model at new sizes asks about one
+#: method per call node; reading a signature costs more than the rest of the question.
+_PARAMETERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _parameters(method: Any) -> Optional[tuple]:
+    """The ``inspect.Parameter``s ``method`` takes (bound: without ``self``), None when its
+    signature cannot be read. Bound methods are remembered by their function."""
+    key = getattr(method, "__func__", None)
+    if key is not None and key in _PARAMETERS:
+        return _PARAMETERS[key]
+    try:
+        parameters = tuple(inspect.signature(method).parameters.values())
+    except (TypeError, ValueError):
+        parameters = None
+    if key is not None:
+        try:
+            _PARAMETERS[key] = parameters
+        except TypeError:  # (no weak reference to it: asked again next time)
+            pass
+    return parameters
+
+
+def _named(parameters: tuple) -> list:
+    """The parameters Keras aligns shapes with: positional or keyword, not ``*args`` or
+    ``**kwargs``."""
+    return [p for p in parameters
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.POSITIONAL_ONLY, p.KEYWORD_ONLY)]
+
+
 def _accepted(function: Any, kwargs: dict) -> dict:
     """``kwargs`` without the names ``function`` takes no parameter for."""
     if not kwargs:  # (most calls pass none: no signature to read)
         return kwargs
-    names = _keyword_names(function)
-    if names is None:
+    parameters = _parameters(function)
+    if parameters is None or any(p.kind is p.VAR_KEYWORD for p in parameters):
         return kwargs
+    names = {p.name for p in parameters}
     return {k: v for k, v in kwargs.items() if k in names}
-
-
-#: The underlying function of a method -> the names its bound form takes (None: any). The
-#: shape inference of a model at new sizes asks this once per call node; reading a signature
-#: costs more than the rest of the question.
-_KEYWORD_NAMES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
-def _keyword_names(function: Any) -> Optional[frozenset]:
-    """The parameter names ``function`` takes, None when it takes any keyword (or its
-    signature cannot be read). Bound methods are remembered by their function."""
-    import inspect
-
-    key = getattr(function, "__func__", None)
-    if key is not None and key in _KEYWORD_NAMES:
-        return _KEYWORD_NAMES[key]
-    try:
-        parameters = inspect.signature(function).parameters.values()
-    except (TypeError, ValueError):
-        names = None
-    else:
-        names = None if any(p.kind is p.VAR_KEYWORD for p in parameters) \
-            else frozenset(p.name for p in parameters)
-    if key is not None:
-        try:
-            _KEYWORD_NAMES[key] = names
-        except TypeError:  # (no weak reference to it: asked again next time)
-            pass
-    return names
 
 
 def _call_parameters(call: Any) -> list[str]:
@@ -634,6 +686,7 @@ class TfKerasAdapter(Keras3Adapter):
         from tf_keras.src.engine.keras_tensor import KerasTensor
 
         self._keras_tensor = KerasTensor
+        self._layer_output_spec = None  # (Keras 2 infers shapes by rebuilding the model)
         _register_tf_keras_rules(tf_keras)
 
     def sequential_graph(self, model: Any) -> Optional[Any]:
