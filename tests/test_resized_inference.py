@@ -1,12 +1,10 @@
 """Shape inference at new input sizes (``analyze(model, input_shape=...)``): modelstats asks a
 layer's own ``compute_output_shape`` directly where Keras' ``compute_output_spec`` would only
-wrap it (one tensor, no keywords, one shape parameter). The oracle is Keras itself: the same
+wrap it (one tensor, plain keyword values, one shape parameter). The oracle is Keras itself: the same
 shape and dtype as ``compute_output_spec`` at every node it answers, and Keras left to answer
 wherever it would do more."""
 
 from __future__ import annotations
-
-import pytest
 
 from modelstats.adapters import adapter_for
 
@@ -19,7 +17,7 @@ def _shortcut_and_keras(adapter, layer, tensor):
 def test_each_answer_is_keras_own(mobilenet_any_size):
     """MobileNetV2 built for any size (154 calls): every single-tensor call the shortcut
     answers gets Keras' shape and dtype. It answers for the 52 Conv2D and DepthwiseConv2D,
-    the 52 BatchNormalization (called with training=...), the 35 ReLU and the 4
+    the 52 BatchNormalization (called with mask=None), the 35 ReLU and the 4
     ZeroPadding2D: 143. Not for the 10 Add (two tensors) or the input."""
     adapter = adapter_for(mobilenet_any_size)
     answered = 0
