@@ -428,13 +428,8 @@ def run_calls(adapter: Any, steps: Any, values: dict) -> dict:
 
 def _takes(function: Any, name: str) -> bool:
     """Whether ``function`` takes a parameter ``name`` (or any keyword)."""
-    import inspect
-
-    try:
-        parameters = inspect.signature(function).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.name == name or p.kind is p.VAR_KEYWORD for p in parameters)
+    return any(p.name == name or p.kind is p.VAR_KEYWORD
+               for p in _parameters(function) or ())
 
 
 class ConstantOutputs(Exception):
@@ -619,7 +614,8 @@ _PLAIN_VALUES = (bool, int, float, str, type(None))
 
 #: The underlying function of a method -> the parameters of its bound form (None: the
 #: signature cannot be read). The shape inference of a model at new sizes asks about one
-#: method per call node; reading a signature costs more than the rest of the question.
+#: method per call node, the latency and field probes about each call's ``training``;
+#: reading a signature costs more than the rest of the question.
 _PARAMETERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
@@ -661,13 +657,8 @@ def _accepted(function: Any, kwargs: dict) -> dict:
 
 def _call_parameters(call: Any) -> list[str]:
     """Names of the positional parameters of a bound ``call`` method."""
-    import inspect
-
-    try:
-        parameters = inspect.signature(call).parameters.values()
-    except (TypeError, ValueError):
-        return []
-    return [p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return [p.name for p in _parameters(call) or ()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
 
 
 def _is_dim(value: Any) -> bool:
