@@ -98,16 +98,22 @@ def registry():
         yield scoped
 
 
-def load_example(name: str):
-    """Import ``examples/<name>.py`` as a module (the examples are scripts, not a package)."""
+def load_script(folder: str, name: str):
+    """Import ``<folder>/<name>.py`` of the project as a module (the examples and benchmarks
+    are scripts, not packages)."""
     import importlib.util
     import pathlib
 
-    path = pathlib.Path(__file__).resolve().parent.parent / "examples" / f"{name}.py"
+    path = pathlib.Path(__file__).resolve().parent.parent / folder / f"{name}.py"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_example(name: str):
+    """Import ``examples/<name>.py`` as a module."""
+    return load_script("examples", name)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ the JSON it writes.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import pathlib
 import re
@@ -18,6 +17,7 @@ import pytest
 
 import modelstats
 from modelstats.latency import Device, devices, get_device, rank_correlation
+from tests.conftest import load_script
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "benchmarks" / "results" / "roofline_cpu.json"
@@ -335,10 +335,7 @@ def test_benchmark_predictions_are_the_current_code(golden, application):
 
 
 def test_docs_show_the_benchmark_table(golden):
-    spec = importlib.util.spec_from_file_location("bench_roofline",
-                                                  ROOT / "benchmarks" / "bench_roofline.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("benchmarks", "bench_roofline")
     text = (ROOT / "docs" / "roofline.md").read_text()
     embedded = text.split(bench.BEGIN + "\n", 1)[1].split(bench.END)[0]
     assert embedded.strip() == bench.render(golden)

@@ -111,13 +111,9 @@ def test_the_benchmarks_read_floor_reads_what_analyze_reports(mobilenet):
     costs: to be a fair floor it must read every node ``analyze`` reports (MobileNetV2
     without its top: 154 calls) and build a table of as many columns, with the same
     parameter and shape reads (2,257,984 parameters, a 7x7x1280 map at the end)."""
-    import importlib.util
-    import pathlib
+    from tests.conftest import load_script
 
-    path = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "bench_analysis.py"
-    spec = importlib.util.spec_from_file_location("bench_analysis", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("benchmarks", "bench_analysis")
     report = modelstats.analyze(mobilenet)
     floor = bench.read_floor(mobilenet, len(report.layers.columns))
     assert floor.shape == report.layers.shape == (154, len(report.layers.columns))
