@@ -1,10 +1,11 @@
 """How long modelstats takes next to building the model and next to the TensorFlow profiler.
 
 For each keras.applications model (weights=None) it measures, in the same process: building
-the model, ``analyze`` and the TensorFlow-profiler FLOP count (frozen concrete function +
-``tf.compat.v1.profiler``) in rounds, one right after the other, the ratios taken round by
-round; and ``to_networkx``, ``receptive_field`` and ``count_flops`` as medians of repeats. Then the scaling of ``analyze`` over generated chains and residual
-DAGs of 100, 1,000 and 10,000 layers (at the default recursion limit), and the peak Python memory
+the model, ``analyze``, the read floor and the TensorFlow-profiler FLOP count (frozen concrete
+function + ``tf.compat.v1.profiler``) in rounds, one right after the other, the ratios taken
+round by round; and ``to_networkx``, ``receptive_field`` and ``count_flops`` as medians of
+repeats. Then the scaling of ``analyze`` over generated chains and residual DAGs of 100,
+1,000 and 10,000 layers (at the default recursion limit), and the peak Python memory
 ``analyze`` allocates against the size of the model's weights.
 
 Then the third-party models of tests/oracles/hub_models.py (keras-hub and kimm, small
@@ -172,15 +173,10 @@ def bench_application(name: str, repeats: int, rounds: int) -> dict:
         "model": name,
         "nodes": graph.number_of_nodes(),
         **{step: statistics.median(seconds) for step, seconds in timed.items()},
-        "analyze_per_build": statistics.median(
-            a / b for a, b in zip(timed["analyze"], timed["build"])),
-        "profiler_per_analyze": statistics.median(
-            p / a for p, a in zip(timed["profiler"], timed["analyze"])),
-        "analyze_per_floor": statistics.median(
-            a / f for a, f in zip(timed["analyze"], timed["floor"])),
-        # the most any design reaching the floor could be faster than the profiler
-        "profiler_per_floor": statistics.median(
-            p / f for p, f in zip(timed["profiler"], timed["floor"])),
+        **{f"{a}_per_{b}": statistics.median(x / y for x, y in zip(timed[a], timed[b]))
+           for a, b in (("analyze", "build"), ("profiler", "analyze"), ("analyze", "floor"),
+                        # the most any design reaching the floor could beat the profiler by
+                        ("profiler", "floor"))},
         "to_networkx": median_seconds(lambda: modelstats.to_networkx(model), repeats),
         "receptive_field": median_seconds(lambda: modelstats.receptive_field(graph), repeats),
         "count_flops": median_seconds(lambda: modelstats.count_flops(graph), repeats),

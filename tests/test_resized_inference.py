@@ -1,17 +1,12 @@
 """Shape inference at new input sizes (``analyze(model, input_shape=...)``): modelstats asks a
 layer's own ``compute_output_shape`` directly where Keras' ``compute_output_spec`` would only
-wrap it (one tensor, plain keyword values, one shape parameter). The oracle is Keras itself: the same
-shape and dtype as ``compute_output_spec`` at every node it answers, and Keras left to answer
-wherever it would do more."""
+wrap it (one tensor, plain keyword values, one shape parameter). The oracle is Keras itself:
+the same shape and dtype as ``compute_output_spec`` at every node it answers, and Keras left
+to answer wherever it would do more."""
 
 from __future__ import annotations
 
 from modelstats.adapters import adapter_for
-
-
-def _shortcut_and_keras(adapter, layer, tensor):
-    spec = adapter._output_shape_spec(layer, tensor)
-    return spec, layer.compute_output_spec(tensor)
 
 
 def test_each_answer_is_keras_own(mobilenet_any_size):
@@ -82,9 +77,10 @@ def test_mixed_precision_keeps_the_compute_dtype(keras):
     finally:
         keras.mixed_precision.set_dtype_policy(previous)
     x = keras.KerasTensor((None, 3), dtype="float16")
-    spec, keras_spec = _shortcut_and_keras(adapter_for(dense), dense, x)
+    spec, keras_spec = adapter_for(dense)._output_shape_spec(dense, x), dense.compute_output_spec(x)
     assert spec is not None
-    assert (spec.shape, spec.dtype) == (keras_spec.shape, keras_spec.dtype) == ((None, 4), "float16")
+    assert (spec.shape, spec.dtype) == (keras_spec.shape, keras_spec.dtype) \
+        == ((None, 4), "float16")
 
 
 def test_an_instance_with_its_own_inference_is_left_to_it(keras):
